@@ -1,0 +1,277 @@
+"""Configuration: one frozen dataclass per stage, loaded from ``configs/<mode>.toml``.
+
+Precedence (lowest first): dataclass defaults, ``configs/<mode>.toml``, ``--config FILE``,
+command-line flags. Every TOML table maps one-to-one onto a dataclass below; an unknown key or
+a bad value is a ``ConfigError`` whose message names the valid values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from streamer.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on 3.10
+    import tomli as tomllib
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+MODES = ("captions", "dictation", "meeting", "low-latency")
+
+Precision = Literal["fp32", "int8"]
+Pace = Literal["realtime", "fast"]
+Mode = Literal["captions", "dictation", "meeting", "low-latency"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # which model directory and which of its files
+    path: str = ""  # empty: models/whisper-tiny.en under the project (built on first use)
+    precision: Precision = "int8"
+    # ONNX Runtime sessions
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    intra_op_threads: int = 0  # 0: one per physical core, at most 4
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    device: str = ""  # input device: index or name substring; "" = system default
+    block_ms: int = 30  # capture block length
+    queue_blocks: int = 200  # callback -> capture thread queue (drops counted when full)
+    ring_seconds: float = 120.0  # ring buffer capacity
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    aggressiveness: Literal[0, 1, 2, 3] = 2
+    frame_ms: Literal[10, 20, 30] = 30
+    # onset: `onset_frames` voiced frames within the last `onset_window_frames`
+    onset_frames: int = 3
+    onset_window_frames: int = 5
+    pre_roll_ms: int = 360  # kept before the onset so first syllables survive
+    hangover_ms: int = 300  # silence that ends a span
+    max_utterance_s: float = 20.0  # longer spans are cut at the quietest frame
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    # search
+    beam_size: int = 1  # 1 = greedy
+    best_of: int = 5  # samples at temperature > 0
+    patience: float = 1.0
+    length_penalty: float | None = None
+    language: str = "en"
+    # fallback (Whisper's rules)
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    compression_ratio_threshold: float | None = 2.4
+    log_prob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    # context
+    initial_prompt: str = ""
+    condition_on_previous_text: bool = True
+    prompt_reset_on_temperature: float = 0.5
+    # logit filters
+    suppress_blank: bool = True
+    suppress_tokens: tuple[int, ...] = (-1,)  # -1: the model's own list
+    without_timestamps: bool = False
+    max_initial_timestamp: float = 1.0
+    # guards
+    max_tokens_per_second: float = 12.0  # a decode longer than this per audio second is a loop
+    max_new_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    min_step_ms: int = 300  # at least this much new audio between inference steps
+    max_window_s: float = 30.0
+    agreement: int = 2  # LocalAgreement-n
+    prompt_chars: int = 200  # committed text that scrolled out of the window, used as prompt
+    endpoint_commit: bool = True  # a VAD endpoint force-commits the tentative tail
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    pace: Pace = "realtime"
+
+
+@dataclass(frozen=True)
+class UiConfig:
+    plain: bool = False
+    history_lines: int = 200  # on screen; the full history lives on disk
+    refresh_per_second: float = 12.0
+    show_tentative: bool = True
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    transcript_dir: str = ""  # meeting mode: JSONL + Markdown + SRT + VTT here
+    emit_log: str = ""  # one JSON line per committed word
+    type_text: bool = False  # dictation: type committed text into the focused window
+
+
+@dataclass(frozen=True)
+class Config:
+    mode: Mode = "captions"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+# --- loading and validation ------------------------------------------------------------------
+
+
+def _describe(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(v) for v in get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(where: str, tp: Any, value: Any) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it in the field's own type."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
+            valid = ", ".join(str(v) for v in allowed)
+            raise ConfigError(f"{where} = {value!r} is not valid; valid values: {valid}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _coerce(where, option, value)
+            except ConfigError as error:
+                errors.append(error)
+        raise errors[0]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        item_type = get_args(tp)[0]
+        return tuple(_coerce(f"{where}[]", item_type, item) for item in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: cannot check values of type {_describe(tp)}")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def merge(base: Any, overrides: dict[str, Any], where: str = "") -> Any:
+    """Return ``base`` (a config dataclass) with ``overrides`` (nested dicts) applied."""
+    hints = _hints(type(base))
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        path = f"{where}{key}"
+        if key not in hints:
+            valid = ", ".join(f.name for f in dataclasses.fields(base))
+            raise ConfigError(f"unknown config key {path!r}; valid keys here: {valid}")
+        current = getattr(base, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path} must be a table ([{path}]), got {value!r}")
+            changes[key] = merge(current, value, f"{path}.")
+        else:
+            changes[key] = _coerce(path, hints[key], value)
+    result = dataclasses.replace(base, **changes)
+    _validate_ranges(result)
+    return result
+
+
+def _validate_ranges(config: Any) -> None:
+    """Numeric ranges the type alone cannot express."""
+    checks: dict[type, list[tuple[str, Any, str]]] = {
+        AudioConfig: [
+            ("block_ms", lambda v: 5 <= v <= 500, "between 5 and 500"),
+            ("queue_blocks", lambda v: v >= 1, "at least 1"),
+            ("ring_seconds", lambda v: 5 <= v <= 3600, "between 5 and 3600"),
+        ],
+        VadConfig: [
+            ("onset_frames", lambda v: v >= 1, "at least 1"),
+            ("pre_roll_ms", lambda v: 0 <= v <= 2000, "between 0 and 2000"),
+            ("hangover_ms", lambda v: 30 <= v <= 5000, "between 30 and 5000"),
+            ("max_utterance_s", lambda v: 2 <= v <= 30, "between 2 and 30"),
+        ],
+        DecodeOptions: [
+            ("beam_size", lambda v: 1 <= v <= 16, "between 1 and 16"),
+            ("best_of", lambda v: 1 <= v <= 16, "between 1 and 16"),
+            ("temperatures", lambda v: len(v) > 0 and all(0 <= t <= 2 for t in v),
+             "a non-empty list of numbers between 0 and 2"),
+        ],
+        StreamConfig: [
+            ("min_step_ms", lambda v: 50 <= v <= 10_000, "between 50 and 10000"),
+            ("max_window_s", lambda v: 2 <= v <= 30, "between 2 and 30"),
+            ("agreement", lambda v: 1 <= v <= 5, "between 1 and 5"),
+            ("prompt_chars", lambda v: 0 <= v <= 1000, "between 0 and 1000"),
+        ],
+        ModelConfig: [("intra_op_threads", lambda v: 0 <= v <= 256, "between 0 and 256")],
+        UiConfig: [("history_lines", lambda v: v >= 1, "at least 1")],
+    }
+    vad_onset = isinstance(config, VadConfig) and config.onset_frames > config.onset_window_frames
+    if vad_onset:
+        raise ConfigError("vad.onset_frames must not exceed vad.onset_window_frames")
+    for name, ok, valid in checks.get(type(config), []):
+        value = getattr(config, name)
+        if not ok(value):
+            section = type(config).__name__
+            raise ConfigError(f"{section}.{name} = {value!r} is out of range; must be {valid}")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file into nested dicts, with a one-line error on failure."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as error:
+        raise ConfigError(f"config file not found: {path}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from error
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
+
+
+def load_config(
+    mode: str = "captions",
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Defaults <- configs/<mode>.toml <- config_file <- overrides (nested dicts)."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    config = Config(mode=mode)  # type: ignore[arg-type]
+    preset = CONFIG_DIR / f"{mode}.toml"
+    if preset.exists():
+        config = merge(config, read_toml(preset))
+    if config_file:
+        config = merge(config, read_toml(Path(config_file)))
+    if overrides:
+        config = merge(config, overrides)
+    return config

@@ -1,0 +1,1 @@
+"""Build the ONNX model directory from Whisper weights, without PyTorch."""

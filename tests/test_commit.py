@@ -1,0 +1,313 @@
+"""LocalAgreement-n: examples, then Hypothesis properties of the committed stream."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamer.audio import SAMPLE_RATE
+from streamer.commit import (
+    CommitUpdate,
+    LocalAgreement,
+    common_prefix_length,
+    normalize,
+    words_text,
+)
+from streamer.types import Hypothesis, Word
+
+MS = SAMPLE_RATE // 1000
+
+
+def word(text: str, start_s: float, end_s: float) -> Word:
+    return Word(text, int(start_s * SAMPLE_RATE), int(end_s * SAMPLE_RATE))
+
+
+def reading(words, window_start_sample: int = 0, window_end_sample: int | None = None):
+    words = tuple(words)
+    if window_end_sample is None:
+        window_end_sample = max((w.end_sample for w in words), default=window_start_sample)
+    return Hypothesis(words, (), window_start_sample, window_end_sample, -0.2, 0.01, 1.2)
+
+
+def sentence(text: str, start_s: float = 0.0, step_s: float = 0.5) -> list[Word]:
+    """' a b c' with one word every ``step_s`` seconds."""
+    return [
+        word(" " + token, start_s + i * step_s, start_s + (i + 1) * step_s)
+        for i, token in enumerate(text.split())
+    ]
+
+
+def feed(policy: LocalAgreement, *readings: Hypothesis) -> list[Word]:
+    committed: list[Word] = []
+    for hypothesis in readings:
+        committed += policy.update(hypothesis).newly_committed
+    return committed
+
+
+# --- examples -------------------------------------------------------------------------------
+
+
+def test_agreed_prefix_is_committed_and_the_rest_is_tentative():
+    policy = LocalAgreement(2)
+    first = policy.update(reading(sentence("the cat sat")))
+    assert first == CommitUpdate((), tuple(sentence("the cat sat")))
+    second = policy.update(reading(sentence("the cat sits on")))
+    assert words_text(second.newly_committed) == "the cat"
+    assert words_text(second.tentative) == "sits on"
+    assert second.tentative_text == "sits on"
+    assert policy.committed_text == "the cat"
+    assert policy.committed_end_sample == sentence("the cat")[-1].end_sample
+
+
+def test_case_and_punctuation_do_not_break_agreement_and_newest_spelling_wins():
+    policy = LocalAgreement(2)
+    policy.update(reading([word(" hello", 0, 0.5), word(" world", 0.5, 1.0)]))
+    update = policy.update(reading([word(" Hello,", 0, 0.5), word(" world.", 0.5, 1.0)]))
+    assert [w.text for w in update.newly_committed] == [" Hello,", " world."]
+
+
+def test_n3_needs_three_agreeing_readings():
+    policy = LocalAgreement(3)
+    assert feed(policy, reading(sentence("a b")), reading(sentence("a b"))) == []
+    assert words_text(feed(policy, reading(sentence("a b c")))) == "a b"
+
+
+def test_n1_commits_every_reading_at_once():
+    policy = LocalAgreement(1)
+    assert words_text(feed(policy, reading(sentence("a b")))) == "a b"
+    assert words_text(feed(policy, reading(sentence("a b c")))) == "c"
+
+
+def test_committed_words_are_not_committed_again_when_restated_with_jitter():
+    policy = LocalAgreement(2)
+    feed(policy, reading(sentence("one two three")), reading(sentence("one two three")))
+    assert policy.committed_text == "one two three"
+    jittered = [
+        word(" one", 0.02, 0.48),
+        word(" two", 0.5, 1.04),
+        # misheard and overhanging the committed end by 20 ms: still old audio, dropped by time
+        word(" tree", 1.0, 1.52),
+        word(" four", 1.5, 2.0),
+    ]
+    assert feed(policy, reading(jittered), reading(jittered)) == [jittered[-1]]
+
+
+def test_seam_ngram_restated_with_later_times_is_not_duplicated():
+    """Whisper re-aligns the last words with more context: they move past the committed end."""
+    policy = LocalAgreement(2)
+    feed(policy, reading(sentence("the cat the")), reading(sentence("the cat the")))
+    assert policy.committed_end_sample == int(1.5 * SAMPLE_RATE)
+    shifted = [
+        word(" the", 1.0, 1.65),  # all three end more than the tolerance after the committed
+        word(" cat", 1.65, 1.9),  # end, so the time filter keeps them
+        word(" the", 1.9, 2.1),
+        word(" dog", 2.1, 2.5),
+    ]
+    committed = feed(policy, reading(shifted), reading(shifted))
+    # the longest overlap ("the cat the") goes, not just "the", which would leave "cat the"
+    assert words_text(committed) == "dog"
+    assert policy.committed_text == "the cat the dog"
+
+
+def test_a_repeat_well_after_the_committed_end_is_real_speech():
+    policy = LocalAgreement(2)
+    feed(policy, reading(sentence("no")), reading(sentence("no")))
+    later = [word(" no", 0.0, 0.5), word(" no", 3.0, 3.5)]
+    assert words_text(feed(policy, reading(later), reading(later))) == "no"
+    assert policy.committed_text == "no no"
+
+
+def test_short_word_right_after_the_committed_end_is_kept():
+    policy = LocalAgreement(2)
+    feed(policy, reading(sentence("one")), reading(sentence("one")))
+    short = [word(" one", 0.0, 0.5), word(" a", 0.48, 0.56)]  # overhang 60 ms > half its length
+    assert words_text(feed(policy, reading(short), reading(short))) == "a"
+
+
+def test_force_commit_commits_the_tail_and_forgets_old_readings():
+    policy = LocalAgreement(2)
+    feed(policy, reading(sentence("good morning all")), reading(sentence("good morning y'all")))
+    update = policy.force_commit()
+    assert words_text(update.newly_committed) == "y'all" and update.tentative == ()
+    assert policy.force_commit() == CommitUpdate((), ())
+    # the next utterance needs n fresh readings: the old ones do not vote
+    nxt = sentence("next", start_s=3.0)
+    assert feed(policy, reading(nxt)) == []
+    assert words_text(feed(policy, reading(nxt))) == "next"
+
+
+def test_trim_point_prefers_the_end_of_a_committed_sentence():
+    policy = LocalAgreement(2)
+    words = [word(" Hi.", 0, 0.5), word(" How", 0.5, 1.0), word(" are", 1.0, 1.5)]
+    feed(policy, reading(words), reading(words))
+    assert policy.trim_point(0, 2 * SAMPLE_RATE, 30 * SAMPLE_RATE) == words[0].end_sample
+    # once the window starts there, nothing is cut until the window is too long
+    start = words[0].end_sample
+    assert policy.trim_point(start, 2 * SAMPLE_RATE, 30 * SAMPLE_RATE) is None
+    assert policy.trim_point(start, 2 * SAMPLE_RATE, SAMPLE_RATE) == words[-1].end_sample
+
+
+def test_trim_point_after_an_endpoint_is_the_segment_end_and_none_without_commits():
+    policy = LocalAgreement(2)
+    assert policy.trim_point(0, 40 * SAMPLE_RATE, 30 * SAMPLE_RATE) is None
+    policy.update(reading(sentence("no full stop")))
+    policy.force_commit()
+    assert policy.trim_point(0, 3 * SAMPLE_RATE, 30 * SAMPLE_RATE) == int(1.5 * SAMPLE_RATE)
+
+
+def test_memory_is_bounded_over_a_long_stream():
+    policy = LocalAgreement(2, keep_words=50)
+    for i in range(2000):
+        update = reading([word(f" w{i}", i * 0.5, i * 0.5 + 0.4)])
+        policy.update(update)
+        policy.update(update)
+    assert policy.n_committed == 2000
+    assert len(policy.committed_words) == 50
+    assert policy.committed_words[-1].text == " w1999"
+
+
+def test_empty_and_silent_readings_commit_nothing():
+    policy = LocalAgreement(2)
+    assert feed(policy, reading([]), reading([])) == []
+    assert policy.committed_end_sample == 0 and policy.committed_text == ""
+
+
+@pytest.mark.parametrize("bad", [{"n": 0}, {"keep_words": 2}], ids=["n0", "keep_lt_ngram"])
+def test_invalid_parameters_are_rejected(bad):
+    with pytest.raises(ValueError):
+        LocalAgreement(**bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(" Hello,", "hello"), (" DON'T!", "dont"), ("...", ""), (" naïve", "naïve")],
+    ids=["comma", "apostrophe", "only-punct", "unicode"],
+)
+def test_normalize(text, expected):
+    assert normalize(text) == expected
+
+
+def test_common_prefix_length():
+    assert common_prefix_length([sentence("a b c"), sentence("A b. d")]) == 2
+    assert common_prefix_length([sentence("a b"), sentence("a b c")]) == 2
+    assert common_prefix_length([]) == 0
+
+
+# --- properties -----------------------------------------------------------------------------
+
+VOCAB = [" the", " The", " cat", " cat,", " sat.", " a", " no", " No!", " dog"]
+FORCE = "force"
+
+arbitrary_word = st.builds(
+    lambda text, start, length: Word(text, start, start + length),
+    st.sampled_from(VOCAB),
+    st.integers(0, 10 * SAMPLE_RATE),
+    st.integers(-50 * MS, SAMPLE_RATE),  # includes zero-length and backwards words
+)
+arbitrary_reading = st.lists(arbitrary_word, max_size=8).map(reading)
+operations = st.lists(st.one_of(arbitrary_reading, st.just(FORCE)), max_size=14)
+
+
+def apply(policy: LocalAgreement, operation) -> CommitUpdate:
+    return policy.force_commit() if operation == FORCE else policy.update(operation)
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations, st.integers(1, 3))
+def test_committed_stream_is_append_only_monotonic_and_bounded(ops, n):
+    policy = LocalAgreement(n, keep_words=6)
+    stream: list[Word] = []
+    fed_texts = set()
+    for operation in ops:
+        if operation != FORCE:
+            fed_texts |= {w.text for w in operation.words}
+        before = policy.committed_words
+        update = apply(policy, operation)
+        stream += update.newly_committed
+        # what was committed stays, unchanged, and new words only append
+        assert policy.committed_words == (before + update.newly_committed)[-6:]
+        assert policy.n_committed == len(stream)
+        assert policy.committed_end_sample == (stream[-1].end_sample if stream else 0)
+    assert {w.text for w in stream} <= fed_texts
+    for previous, current in zip(stream, stream[1:], strict=False):
+        assert current.start_sample >= previous.end_sample
+    assert all(w.start_sample <= w.end_sample for w in stream)
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations, arbitrary_reading, st.integers(1, 3), st.integers(1, 3))
+def test_feeding_the_same_reading_again_commits_nothing_more(ops, repeated, n, extra):
+    policy = LocalAgreement(n)
+    for operation in ops:
+        apply(policy, operation)
+    for _ in range(n):
+        settled = policy.update(repeated)
+    state = (policy.n_committed, policy.committed_words, policy.committed_end_sample)
+    for _ in range(extra):
+        again = policy.update(repeated)
+        assert again.newly_committed == ()
+        assert again.tentative == settled.tentative == ()
+    assert (policy.n_committed, policy.committed_words, policy.committed_end_sample) == state
+
+
+@st.composite
+def speech(draw):
+    """Ground truth words (distinct), the audio ends of the steps, and a seeded noise source."""
+    n_words = draw(st.integers(1, 25))
+    time = draw(st.integers(0, SAMPLE_RATE))
+    truth = []
+    for index in range(n_words):
+        time += draw(st.integers(0, 300)) * MS
+        length = draw(st.integers(200, 600)) * MS
+        ending = draw(st.sampled_from(["", "", "", ".", ","]))
+        truth.append(Word(f" W{index}{ending}", time, time + length))
+        time += length
+    steps = draw(st.lists(st.integers(truth[0].start_sample, time), max_size=15))
+    return truth, sorted(steps), draw(st.randoms(use_true_random=False))
+
+
+def noisy_reading(visible, n_committed, rng, step, *, unstable=True):
+    """How Whisper re-reads the window: timing jitter, re-aligned seam words, unstable tail."""
+    words = []
+    for w in visible:
+        jitter = rng.randint(-40, 40) * MS
+        text = w.text.lower() if rng.random() < 0.2 else w.text
+        words.append(Word(text, w.start_sample + jitter, w.end_sample + jitter))
+    # re-align the last few committed words later, past the committed end
+    restated = [i for i, w in enumerate(visible) if int(w.text[2:].rstrip(".,")) < n_committed]
+    if restated and rng.random() < 0.5:
+        shift = rng.randint(150, 400) * MS
+        for i in restated[-rng.randint(1, 5) :]:
+            moved = words[i]
+            words[i] = Word(moved.text, moved.start_sample + shift, moved.end_sample + shift)
+    # the newest words are still unstable: each step guesses something else
+    n_new = len(words) - len(restated)
+    for i in range(len(words) - min(n_new, rng.randint(0, 2) if unstable else 0), len(words)):
+        words[i] = Word(f" guess{step}x{i}", words[i].start_sample, words[i].end_sample)
+    return words
+
+
+@settings(max_examples=150, deadline=None)
+@given(speech(), st.integers(2, 3))
+def test_streamed_commits_equal_the_spoken_words_without_seam_duplicates(case, n):
+    truth, steps, rng = case
+    policy = LocalAgreement(n)
+    window_start = 0
+    stream: list[Word] = []
+    end_of_speech = truth[-1].end_sample
+    for step, step_end in enumerate([*steps, end_of_speech]):
+        visible = [w for w in truth if window_start < w.end_sample <= step_end]
+        last = step_end == end_of_speech and step == len(steps)
+        words = noisy_reading(visible, len(stream), rng, step, unstable=not last)
+        stream += policy.update(reading(words, window_start, step_end)).newly_committed
+        # committed words are a prefix of the truth at every step
+        assert [normalize(w.text) for w in stream] == [
+            normalize(w.text) for w in truth[: len(stream)]
+        ]
+        cut = policy.trim_point(window_start, step_end, 3 * SAMPLE_RATE)
+        window_start = cut if cut is not None else window_start
+    stream += policy.force_commit().newly_committed
+    assert [normalize(w.text) for w in stream] == [normalize(w.text) for w in truth]
+    for previous, current in zip(stream, stream[1:], strict=False):
+        assert current.start_sample >= previous.end_sample

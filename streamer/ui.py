@@ -140,6 +140,13 @@ class TranscriptModel:
         )
         return self._state
 
+    def describe_input(self, device: str, device_rate: int, provider: str | None = None) -> None:
+        """Name the input shown in the status bar (at start, or after the device reconnects)."""
+        provider = self._state.provider if provider is None else provider
+        self._state = replace(
+            self._state, device=device, device_rate=device_rate, provider=provider
+        )
+
     def apply_all(self, events: Iterable[PipelineEvent]) -> TranscriptState:
         for event in events:
             self.apply(event)

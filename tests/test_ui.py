@@ -262,6 +262,16 @@ def test_an_endless_utterance_is_broken_into_lines():
     assert " ".join((*state.committed_lines, state.current_line)).split() == ["talking"] * 100
 
 
+def test_the_input_description_can_change_after_a_reconnect():
+    model = TranscriptModel(device="Built-in", device_rate=44100, provider="CUDA")
+    model.apply_all([committed(" kept"), BUSY_STATS])
+    model.describe_input("USB Mic", 48000)
+    state = model.state
+    assert (state.device, state.device_rate, state.provider) == ("USB Mic", 48000, "CUDA")
+    assert state.current_line == "kept" and state.stats == BUSY_STATS
+    assert "USB Mic @ 48000 Hz" in " ".join(screen_text(state)[-2:])
+
+
 def test_snapshots_are_immutable_and_unknown_events_are_rejected():
     model = TranscriptModel()
     before = model.state

@@ -145,10 +145,17 @@ class AppendLog:
         self._failing = self._torn = False
 
     def close(self) -> None:
+        """Retry what is still pending, then close; raises ``SinkError`` if some is lost."""
         if self._fd is None:
             return
+        self._failing = True  # the retry below reports through the check after it
+        if self._pending:
+            self.append(b"")
         fd, self._fd = self._fd, None
         os.close(fd)
+        unwritten = sum(map(len, self._pending)) + self.lost_bytes
+        if unwritten:
+            raise SinkError(f"{unwritten} bytes of {self.what} {self.path} could not be written")
 
     def _write_all(self, blob: bytes) -> None:
         view = memoryview(blob)
@@ -333,8 +340,8 @@ class TranscriptSink:
         self._closed = False
         error = self._append(self._markdown, f"# Transcript {self.stem}\n")
         if error is not None:  # the disk is full before the session starts: say so now
-            self._jsonl.close()
-            self._markdown.close()
+            self._close(self._jsonl)
+            self._close(self._markdown)
             raise error
 
     def on_commit(self, words: tuple[CommittedWord, ...]) -> None:
@@ -363,21 +370,30 @@ class TranscriptSink:
             _raise_first([self._append(self._markdown, "\n")])
 
     def close(self) -> None:
-        """Finish the Markdown, then build SRT and VTT from the JSONL on disk."""
+        """Finish the Markdown, retry what is pending, then build SRT and VTT from the JSONL."""
         if self._closed:
             return
         self._closed = True
-        try:
-            if self._utterance_open:
-                self._utterance_open = False
-                _raise_first([self._append(self._markdown, "\n")])
-        finally:
-            self._jsonl.close()
-            self._markdown.close()
+        errors: list[SinkError | None] = []
+        if self._utterance_open:
+            self._utterance_open = False
+            errors.append(self._append(self._markdown, "\n"))
+        errors += [self._close(self._jsonl), self._close(self._markdown)]
         try:
             write_subtitles(self.jsonl_path, self.srt_path, self.vtt_path)
         except OSError as error:
-            raise _write_failed(self.srt_path, "subtitles", error) from error
+            failure = _write_failed(self.srt_path, "subtitles", error)
+            failure.__cause__ = error
+            errors.append(failure)
+        _raise_first(errors)
+
+    @staticmethod
+    def _close(log: AppendLog) -> SinkError | None:
+        try:
+            log.close()
+        except SinkError as error:
+            return error
+        return None
 
     @staticmethod
     def _append(log: AppendLog, text: str) -> SinkError | None:

@@ -274,6 +274,16 @@ during = open(sink.jsonl_path).read()
 resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 results.append(commit(4))
 sink.close()
+
+sink = TranscriptSink(sys.argv[1], stem="t")  # a session that ends while the disk is full
+results.append(commit(0))
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(sink.jsonl_path) + 40, hard))
+results.append(commit(1))
+try:
+    sink.close()
+    results.append("closed")
+except SinkError as error:
+    results.append("error: " + str(error))
 print(json.dumps({"results": results, "during": during}))
 """
 
@@ -282,7 +292,7 @@ def test_write_failure_mid_session_keeps_the_file_whole_reports_once_and_recover
     child = run_child(FULL_DISK_CHILD, str(tmp_path))
     assert child.returncode == 0, child.stderr
     report = json.loads(child.stdout)
-    first, second, failed, silent, recovered = report["results"]
+    first, second, failed, silent, recovered, *ended_full = report["results"]
     assert (first, second, silent, recovered) == ("ok", "ok", "ok", "ok")
     assert failed.startswith("error: cannot write transcript") and str(tmp_path) in failed
     # while failing, the file held exactly the two whole records written before
@@ -293,6 +303,12 @@ def test_write_failure_mid_session_keeps_the_file_whole_reports_once_and_recover
     lines = (tmp_path / "s.jsonl").read_text().splitlines()
     assert [json.loads(line)["start_s"] for line in lines] == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert (tmp_path / "s.srt").read_text().count(" --> ") == 1
+    # closing while the disk is still full says what was lost; what is on disk stays whole
+    assert ended_full[0] == "ok" and ended_full[1].startswith("error: cannot write transcript")
+    assert re.fullmatch(
+        r"error: \d+ bytes of transcript .*t\.jsonl could not be written", ended_full[2]
+    )
+    assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 1
 
 
 KILLED_CHILD = """

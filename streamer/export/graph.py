@@ -216,51 +216,68 @@ def _decoder_io(dims: WhisperDims) -> tuple[list, list]:
     return inputs, outputs
 
 
-def _cache_branches(weights, dims: WhisperDims) -> onnx.NodeProto:
-    """The ``If(use_cache_branch)`` node: past self-attention K/V, cross K/V and past length."""
-    names = []
-    for i in range(dims.n_text_layer):
-        names += [f"self_k.{i}", f"self_v.{i}", f"cross_k.{i}", f"cross_v.{i}"]
-    names.append("past_length")
-
-    cached = GraphBuilder("cached.")
-    cached_out = []
-    for i in range(dims.n_text_layer):
-        for src in (f"past_key_values.{i}.decoder.key", f"past_key_values.{i}.decoder.value",
-                    f"past_key_values.{i}.encoder.key", f"past_key_values.{i}.encoder.value"):
-            cached_out.append(cached.op("Identity", [src]))
+def _past_length(g: GraphBuilder) -> str:
+    """Positions already in the self-attention cache: 0 on the prefill branch, whatever the
+    caller passed as past (some clients pass a dummy past of length 1 there)."""
+    cached = GraphBuilder("past_length.cached.")
     shape = cached.op("Shape", ["past_key_values.0.decoder.key"], start=2, end=3)
-    cached_out.append(cached.op("Squeeze", [shape, cached.const([0])]))
+    cached.op("Squeeze", [shape, cached.const([0])], outputs=["past_length.cached"])
+    prefill = GraphBuilder("past_length.prefill.")
+    prefill.op("Identity", [prefill.const(0)], outputs=["past_length.prefill"])
 
-    fresh = GraphBuilder("prefill.")
-    layers = _Layers(fresh, weights, dims.n_text_head)
-    fresh_out = []
-    for i in range(dims.n_text_layer):
-        scope = f"decoder/layer_{i}/attention/linear_1"
-        for src in (f"past_key_values.{i}.decoder.key", f"past_key_values.{i}.decoder.value"):
-            # the past is ignored on this branch: an empty slice keeps batch and head axes
-            fresh_out.append(fresh.op("Slice", [src, fresh.const([0]), fresh.const([0]),
-                                                fresh.const([2])]))
-        for part, rows in (("key", slice(0, dims.n_text_state)),
-                           ("value", slice(dims.n_text_state, 2 * dims.n_text_state))):
-            projected = layers.linear("encoder_hidden_states", scope, rows,
-                                      name=f"decoder.layer_{i}.cross_{part}")
-            fresh_out.append(layers.split_heads(projected))
-    fresh_out.append(fresh.const(0))
+    def branch(builder: GraphBuilder, tag: str) -> onnx.GraphProto:
+        value = helper.make_tensor_value_info(f"past_length.{tag}", TensorProto.INT64, [])
+        return helper.make_graph(builder.nodes, f"past_length_{tag}", [], [value],
+                                 builder.initializers)
 
-    def branch(builder: GraphBuilder, produced: list[str], tag: str) -> onnx.GraphProto:
-        nodes = list(builder.nodes)
+    g.nodes.append(helper.make_node(
+        "If", ["use_cache_branch_scalar"], ["past_length"], name="past_length_if",
+        then_branch=branch(cached, "cached"), else_branch=branch(prefill, "prefill")))
+    return "past_length"
+
+
+def _cross_attention(g: GraphBuilder, weights, dims: WhisperDims, layer: int, q: str) -> str:
+    """Cross-attention of one layer behind ``If(use_cache_branch)``.
+
+    Prefill: project ``encoder_hidden_states`` to K/V (returned as ``present.N.encoder.*``).
+    Cached: attend over the caller's ``past_key_values.N.encoder.*`` directly and return
+    empty presents, as optimum's merged exports do, so no step copies the 1500-frame K/V."""
+    d_head = dims.n_text_state // dims.n_text_head
+    names = [f"cross_out.{layer}", f"cross_attentions.{layer}",
+             f"present.{layer}.encoder.key", f"present.{layer}.encoder.value"]
+
+    def branch(tag: str, cached: bool) -> onnx.GraphProto:
+        b = GraphBuilder(f"layer_{layer}.{tag}.")
+        layers = _Layers(b, weights, dims.n_text_head)
+        past_k = f"past_key_values.{layer}.encoder.key"
+        past_v = f"past_key_values.{layer}.encoder.value"
+        if cached:
+            k, v = past_k, past_v
+            empty = [b.op("Slice", [src, b.const([0]), b.const([0]), b.const([2])])
+                     for src in (past_k, past_v)]
+        else:
+            scope = f"decoder/layer_{layer}/attention/linear_1"
+            k, v = (layers.split_heads(layers.linear(
+                        "encoder_hidden_states", scope, rows,
+                        name=f"decoder.layer_{layer}.cross_{part}"))
+                    for part, rows in (("key", slice(0, dims.n_text_state)),
+                                       ("value", slice(dims.n_text_state, None))))
+            empty = [k, v]
+        probs_name = f"{tag}.probs.{layer}"
+        out = layers.attention(q, k, v, d_head, probs_out=probs_name)
+        produced = [out, probs_name, *empty]
+        nodes = list(b.nodes)
+        outputs = []
         for src, dst in zip(produced, names):
             nodes.append(helper.make_node("Identity", [src], [f"{tag}.{dst}"]))
-        outs = [helper.make_tensor_value_info(f"{tag}.{n}", TensorProto.FLOAT, None)
-                for n in names[:-1]]
-        outs.append(helper.make_tensor_value_info(f"{tag}.past_length", TensorProto.INT64, []))
-        return helper.make_graph(nodes, f"{tag}_branch", [], outs, builder.initializers)
+            outputs.append(helper.make_tensor_value_info(f"{tag}.{dst}", TensorProto.FLOAT, None))
+        return helper.make_graph(nodes, f"cross_attention_{layer}_{tag}", [], outputs,
+                                 b.initializers)
 
-    return helper.make_node(
-        "If", ["use_cache_branch_scalar"], names, name="use_cache_branch_if",
-        then_branch=branch(cached, cached_out, "cached"),
-        else_branch=branch(fresh, fresh_out, "prefill"))
+    g.nodes.append(helper.make_node(
+        "If", ["use_cache_branch_scalar"], names, name=f"cross_attention_{layer}_if",
+        then_branch=branch("cached", True), else_branch=branch("prefill", False)))
+    return names[0]
 
 
 def build_decoder(weights: dict[str, np.ndarray], dims: WhisperDims,
@@ -270,19 +287,20 @@ def build_decoder(weights: dict[str, np.ndarray], dims: WhisperDims,
     layers = _Layers(g, weights, dims.n_text_head)
     d_head = dims.n_text_state // dims.n_text_head
     g.op("Squeeze", ["use_cache_branch", g.const([0])], outputs=["use_cache_branch_scalar"])
-    g.nodes.append(_cache_branches(weights, dims))
+    past_length = _past_length(g)
 
     # token + position embeddings for positions [past_length, past_length + S)
     n_tokens = g.op("Squeeze", [g.op("Shape", ["input_ids"], start=1, end=2), g.const([0])])
-    total = g.op("Add", ["past_length", n_tokens])
+    total = g.op("Add", [past_length, n_tokens])
     embedding = g.weight("decoder.embed_tokens", _f32(weights["decoder/embeddings/weight"]))
     positions = g.weight("decoder.positions", _f32(weights["decoder/position_encodings/encodings"]))
-    pos = g.op("Slice", [positions, g.op("Unsqueeze", ["past_length", g.const([0])]),
+    past_end = g.op("Unsqueeze", [past_length, g.const([0])])
+    pos = g.op("Slice", [positions, past_end,
                          g.op("Unsqueeze", [total, g.const([0])]), g.const([0])])
     x = g.op("Add", [g.op("Gather", [embedding, "input_ids"], axis=0), pos])
 
     # causal mask [S, past+S]: query i sees keys j <= past_length + i
-    rows = g.op("Range", ["past_length", total, g.const(1)])
+    rows = g.op("Range", [past_length, total, g.const(1)])
     cols = g.op("Range", [g.const(0), total, g.const(1)])
     future = g.op("Greater", [g.op("Unsqueeze", [cols, g.const([0])]),
                               g.op("Unsqueeze", [rows, g.const([1])])])
@@ -293,28 +311,29 @@ def build_decoder(weights: dict[str, np.ndarray], dims: WhisperDims,
         h = layers.layer_norm(x, f"{scope}/self_attention/layer_norm")
         qkv = layers.linear(h, f"{scope}/self_attention/linear_0")
         q, k, v = (layers.split_heads(t) for t in layers.split_qkv(qkv, dims.n_text_state))
-        k = g.op("Concat", [f"self_k.{i}", k], axis=2, outputs=[f"present.{i}.decoder.key"])
-        v = g.op("Concat", [f"self_v.{i}", v], axis=2, outputs=[f"present.{i}.decoder.value"])
+        past_k, past_v = (
+            g.op("Slice", [f"past_key_values.{i}.decoder.{part}", g.const([0]), past_end,
+                           g.const([2])]) for part in ("key", "value"))
+        k = g.op("Concat", [past_k, k], axis=2, outputs=[f"present.{i}.decoder.key"])
+        v = g.op("Concat", [past_v, v], axis=2, outputs=[f"present.{i}.decoder.value"])
         attn = layers.attention(q, k, v, d_head, mask, probs_out=f"decoder_attentions.{i}")
         x = g.op("Add", [x, layers.linear(attn, f"{scope}/self_attention/linear_1")])
 
         h = layers.layer_norm(x, f"{scope}/attention/layer_norm")
         q = layers.split_heads(layers.linear(h, f"{scope}/attention/linear_0"))
-        attn = layers.attention(q, f"cross_k.{i}", f"cross_v.{i}", d_head,
-                                probs_out=f"cross_attentions.{i}")
+        attn = _cross_attention(g, weights, dims, i, q)
         x = g.op("Add", [x, layers.linear(attn, f"{scope}/attention/linear_2")])
 
         h = layers.layer_norm(x, f"{scope}/ffn/layer_norm")
         x = g.op("Add", [x, layers.mlp(h, f"{scope}/ffn")])
-        g.op("Identity", [f"cross_k.{i}"], outputs=[f"present.{i}.encoder.key"])
-        g.op("Identity", [f"cross_v.{i}"], outputs=[f"present.{i}.encoder.value"])
 
     x = layers.layer_norm(x, "decoder/layer_norm")
-    # logits share the embedding matrix (tied weights): [B*S, state] x [V, state]^T
-    flat = g.op("Reshape", [x, g.const([-1, dims.n_text_state])])
-    logits = g.op("Gemm", [flat, embedding], name="decoder.proj_out", transB=1)
-    out_shape = g.op("Concat", [g.op("Shape", ["input_ids"]), g.const([-1])], axis=0)
-    g.op("Reshape", [logits, out_shape], outputs=["logits"])
+    # Whisper ties the output projection to the embedding; a transposed copy keeps it a plain
+    # MatMul, which int8 quantization handles per output channel (a Gemm sharing the Gather's
+    # initializer would not be quantized)
+    projection = _f32(weights["decoder/projection/weight"]).T
+    g.op("MatMul", [x, g.weight("decoder.proj_out.weight", projection)], name="decoder.proj_out",
+         outputs=["logits"])
 
     inputs, outputs = _decoder_io(dims)
     graph = helper.make_graph(g.nodes, "whisper_decoder_merged", inputs, outputs, g.initializers)

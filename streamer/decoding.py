@@ -1,0 +1,348 @@
+"""Decoding one 30 s window: logit filters, greedy/beam search, and the decode task.
+
+Follows Whisper's decoding (openai/whisper decoding.py): the prompt (previous text) and the
+forced prefix are prefilled in one decoder call, then one token per call from the KV cache.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from streamer.config import DecodeOptions
+from streamer.session import DecoderSession, KVCache
+from streamer.tokenizer import Tokenizer
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax in float64 for stable sums, shape preserved."""
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes of ``text`` over bytes of its zlib compression (Whisper's loop detector)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+# --- logit filters -------------------------------------------------------------------------------
+
+
+class LogitFilter(Protocol):
+    def apply(self, logits: np.ndarray, tokens: np.ndarray) -> None:
+        """Mask ``logits`` (batch, n_vocab) in place given ``tokens`` (batch, length) so far."""
+
+
+class SuppressBlank:
+    """At the first sampled position, forbid a lone space and end-of-text."""
+
+    def __init__(self, blank_tokens: list[int], sample_begin: int):
+        self.blank_tokens, self.sample_begin = blank_tokens, sample_begin
+
+    def apply(self, logits: np.ndarray, tokens: np.ndarray) -> None:
+        if tokens.shape[1] == self.sample_begin:
+            logits[:, self.blank_tokens] = -np.inf
+
+
+class SuppressTokens:
+    def __init__(self, suppress: list[int]):
+        self.suppress = np.asarray(sorted(set(suppress)), dtype=np.int64)
+
+    def apply(self, logits: np.ndarray, tokens: np.ndarray) -> None:
+        logits[:, self.suppress] = -np.inf
+
+
+class ApplyTimestampRules:
+    """Whisper's timestamp grammar: timestamps come in pairs, never decrease, the first one is
+    at most ``max_initial_timestamp_index``, and a timestamp is forced when the timestamps
+    together are more likely than any single text token."""
+
+    def __init__(self, tokenizer: Tokenizer, sample_begin: int,
+                 max_initial_timestamp_index: int | None):
+        self.eot = tokenizer.special.eot
+        self.no_timestamps = tokenizer.special.no_timestamps
+        self.timestamp_begin = tokenizer.special.timestamp_begin
+        self.sample_begin = sample_begin
+        self.max_initial_timestamp_index = max_initial_timestamp_index
+
+    def apply(self, logits: np.ndarray, tokens: np.ndarray) -> None:
+        ts_begin = self.timestamp_begin
+        logits[:, self.no_timestamps] = -np.inf
+        for row in range(tokens.shape[0]):
+            sampled = tokens[row, self.sample_begin :]
+            last_was_ts = len(sampled) >= 1 and sampled[-1] >= ts_begin
+            penultimate_was_ts = len(sampled) < 2 or sampled[-2] >= ts_begin
+            if last_was_ts:
+                if penultimate_was_ts:  # a pair just closed: text must follow
+                    logits[row, ts_begin:] = -np.inf
+                else:  # an open segment: close it with a timestamp (or end)
+                    logits[row, : self.eot] = -np.inf
+            timestamps = sampled[sampled >= ts_begin]
+            if len(timestamps) > 0:  # time never goes backwards
+                logits[row, ts_begin : timestamps[-1]] = -np.inf
+        if tokens.shape[1] == self.sample_begin:
+            logits[:, : ts_begin] = -np.inf  # the first token is a timestamp
+            if self.max_initial_timestamp_index is not None:
+                logits[:, ts_begin + self.max_initial_timestamp_index + 1 :] = -np.inf
+        logprobs = log_softmax(logits)
+        for row in range(tokens.shape[0]):
+            timestamp_logprob = np.logaddexp.reduce(logprobs[row, ts_begin:])
+            if timestamp_logprob > logprobs[row, :ts_begin].max():
+                logits[row, :ts_begin] = -np.inf
+
+
+# --- searches ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    tokens: tuple[int, ...]  # sampled tokens, without the initial prompt, without end-of-text
+    sum_logprob: float
+
+
+class TokenSearch(Protocol):
+    def step(self, tokens: np.ndarray, logits: np.ndarray, sum_logprobs: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Extend ``tokens`` (rows, length) given filtered ``logits`` (rows, n_vocab).
+
+        Returns (new tokens (rows, length + 1), source row of each new row, finished)."""
+
+
+class GreedySearch:
+    """Arg-max at temperature 0, sampling above it; one row per sample (best_of)."""
+
+    def __init__(self, temperature: float, eot: int, rng: np.random.Generator):
+        self.temperature, self.eot, self.rng = temperature, eot, rng
+
+    def step(self, tokens, logits, sum_logprobs):
+        logprobs = log_softmax(logits)
+        if self.temperature == 0:
+            next_tokens = logits.argmax(axis=-1)
+        else:
+            probs = np.exp(log_softmax(logits / self.temperature))
+            next_tokens = np.array([self.rng.choice(len(p), p=p / p.sum()) for p in probs])
+        rows = np.arange(len(tokens))
+        running = tokens[:, -1] != self.eot
+        sum_logprobs += logprobs[rows, next_tokens] * running
+        next_tokens = np.where(running, next_tokens, self.eot)
+        tokens = np.concatenate([tokens, next_tokens[:, None]], axis=1)
+        return tokens, rows, bool(np.all(tokens[:, -1] == self.eot))
+
+    def candidates(self, tokens, sum_logprobs, sample_begin) -> list[Candidate]:
+        return [Candidate(_strip_eot(row[sample_begin:], self.eot), float(score))
+                for row, score in zip(tokens, sum_logprobs)]
+
+
+class BeamSearch:
+    """Beam search with patience, as in Whisper's BeamSearchDecoder (one audio per task)."""
+
+    def __init__(self, beam_size: int, eot: int, patience: float = 1.0):
+        self.beam_size, self.eot = beam_size, eot
+        self.max_candidates = max(1, round(beam_size * patience))
+        self.finished: dict[tuple[int, ...], float] = {}
+
+    def step(self, tokens, logits, sum_logprobs):
+        logprobs = log_softmax(logits)
+        scores: dict[tuple[int, ...], tuple[float, int]] = {}
+        for row in range(tokens.shape[0]):
+            best = np.argpartition(-logprobs[row], self.beam_size)[: self.beam_size + 1]
+            for token in best:
+                sequence = (*tokens[row].tolist(), int(token))
+                score = float(sum_logprobs[row] + logprobs[row, token])
+                if sequence not in scores or scores[sequence][0] < score:
+                    scores[sequence] = (score, row)
+        kept_tokens, kept_rows, kept_scores = [], [], []
+        for sequence, (score, row) in sorted(scores.items(), key=lambda kv: -kv[1][0]):
+            if sequence[-1] == self.eot:
+                if len(self.finished) < self.max_candidates:
+                    self.finished.setdefault(sequence[:-1], score)
+            else:
+                kept_tokens.append(sequence)
+                kept_rows.append(row)
+                kept_scores.append(score)
+            if len(kept_tokens) == self.beam_size:
+                break
+        finished = len(self.finished) >= self.max_candidates or not kept_tokens
+        if not kept_tokens:  # every beam ended; keep shapes valid for the caller
+            kept_tokens, kept_rows, kept_scores = [(*tokens[0].tolist(), self.eot)], [0], [0.0]
+        while len(kept_tokens) < len(tokens):  # keep the row count: repeat the weakest beam
+            kept_tokens.append(kept_tokens[-1])
+            kept_rows.append(kept_rows[-1])
+            kept_scores.append(kept_scores[-1])
+        sum_logprobs[:] = kept_scores
+        return np.array(kept_tokens), np.array(kept_rows), finished
+
+    def candidates(self, tokens, sum_logprobs, sample_begin) -> list[Candidate]:
+        if not self.finished:  # nothing reached end-of-text: take the live beams
+            for row, score in zip(tokens, sum_logprobs):
+                self.finished[tuple(row.tolist())] = float(score)
+        return [Candidate(_strip_eot(np.array(seq[sample_begin:]), self.eot), score)
+                for seq, score in self.finished.items()]
+
+
+def _strip_eot(tokens: np.ndarray, eot: int) -> tuple[int, ...]:
+    ends = np.nonzero(tokens == eot)[0]
+    return tuple(int(t) for t in (tokens[: ends[0]] if len(ends) else tokens))
+
+
+def rank(candidates: list[Candidate], length_penalty: float | None) -> Candidate:
+    """Best candidate by length-normalised log probability (Whisper's MaximumLikelihoodRanker)."""
+
+    def score(candidate: Candidate) -> float:
+        length = len(candidate.tokens)
+        penalty = length if length_penalty is None else ((5 + length) / 6) ** length_penalty
+        return candidate.sum_logprob / max(penalty, 1e-9)
+
+    return max(candidates, key=score)
+
+
+# --- the task -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecodingResult:
+    tokens: tuple[int, ...]  # sampled tokens: text and timestamps, no end-of-text
+    text: str
+    avg_logprob: float
+    sum_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    temperature: float
+    prefix_length: int = 0  # tokens of ``tokens`` that were forced (teacher-forced prefix)
+    cross_attentions: tuple[np.ndarray, ...] | None = None  # alignment heads, (tokens, frames)
+
+
+class DecodeTask:
+    """(audio features, prompt, prefix, temperature) -> DecodingResult for one window."""
+
+    def __init__(self, decoder: DecoderSession, tokenizer: Tokenizer, options: DecodeOptions):
+        self.decoder, self.tokenizer, self.options = decoder, tokenizer, options
+        special = tokenizer.special
+        self.sot_sequence = [special.sot]
+        if decoder.info.is_multilingual:  # language and task tokens follow <|startoftranscript|>
+            language = tokenizer.encode(f"<|{options.language}|>") or []
+            self.sot_sequence += [*language[:1], special.transcribe]
+        self.suppress = self._suppressed_tokens()
+        self.rng = np.random.default_rng(0)
+
+    def _suppressed_tokens(self) -> list[int]:
+        special = self.tokenizer.special
+        suppress = [t for t in self.options.suppress_tokens if t >= 0]
+        if -1 in self.options.suppress_tokens:
+            suppress += list(self.decoder.info.suppress_tokens)
+            suppress += list(self.tokenizer.non_speech_tokens)
+        suppress += [special.transcribe, special.translate, special.sot, special.sot_prev,
+                     special.sot_lm, special.no_speech]
+        return sorted(set(suppress))
+
+    def initial_tokens(self, prompt: list[int], without_timestamps: bool) -> list[int]:
+        special = self.tokenizer.special
+        tokens = []
+        if prompt:
+            tokens = [special.sot_prev, *prompt[-(self.decoder.info.n_text_ctx // 2 - 1) :]]
+        tokens += self.sot_sequence
+        if without_timestamps:
+            tokens.append(special.no_timestamps)
+        return tokens
+
+    def _filters(self, sample_begin: int, without_timestamps: bool) -> list[LogitFilter]:
+        filters: list[LogitFilter] = []
+        if self.options.suppress_blank:
+            blank = [*self.tokenizer.encode(" "), self.tokenizer.special.eot]
+            filters.append(SuppressBlank(blank, sample_begin))
+        filters.append(SuppressTokens(self.suppress))
+        if not without_timestamps:
+            max_index = None
+            if self.options.max_initial_timestamp:
+                max_index = round(self.options.max_initial_timestamp / 0.02)
+            filters.append(ApplyTimestampRules(self.tokenizer, sample_begin, max_index))
+        return filters
+
+    def run(self, audio_features: np.ndarray, prompt: list[int] | None = None,
+            prefix: list[int] | None = None, temperature: float = 0.0,
+            max_new_tokens: int | None = None, want_alignment: bool = False,
+            cache_out: list | None = None) -> DecodingResult:
+        """Decode one window. ``prefix`` tokens are forced after the start sequence (and
+        prefilled with the prompt in one call); decoding continues from there."""
+        options = self.options
+        without_timestamps = options.without_timestamps
+        initial = self.initial_tokens(prompt or [], without_timestamps)
+        prefix = list(prefix or [])
+        sample_begin = len(initial) + len(prefix)
+        sot_index = initial.index(self.tokenizer.special.sot)
+        n_ctx = self.decoder.info.n_text_ctx
+        limit = n_ctx // 2 if max_new_tokens is None else max_new_tokens
+        limit = min(limit, n_ctx - sample_begin - 1)
+
+        if temperature > 0:
+            search: GreedySearch | BeamSearch = GreedySearch(temperature, self.tokenizer.special.eot,
+                                                             self.rng)
+            n_rows = options.best_of
+        elif options.beam_size > 1:
+            search = BeamSearch(options.beam_size, self.tokenizer.special.eot, options.patience)
+            n_rows = options.beam_size
+        else:
+            search = GreedySearch(0.0, self.tokenizer.special.eot, self.rng)
+            n_rows = 1
+        filters = self._filters(sample_begin, without_timestamps)
+
+        first = self.decoder.prefill(np.array([initial + prefix]), audio_features,
+                                     want_attention=want_alignment)
+        no_speech_prob = float(np.exp(log_softmax(first.logits[0, sot_index])
+                                      [self.tokenizer.special.no_speech]))
+        prefix_logprob = _forced_logprob(first.logits[0], initial, prefix)
+        tokens = np.array([initial + prefix] * n_rows, dtype=np.int64)
+        cache = first.cache.reorder(np.zeros(n_rows, dtype=np.int64))
+        logits = np.repeat(first.logits[:, -1], n_rows, axis=0)
+        sum_logprobs = np.full(n_rows, prefix_logprob)
+        attention_steps = [first.cross_attentions] if want_alignment else []
+        for _ in range(max(0, limit)):
+            for logit_filter in filters:
+                logit_filter.apply(logits, tokens)
+            tokens, source_rows, finished = search.step(tokens, logits, sum_logprobs)
+            if finished or tokens.shape[1] >= n_ctx:
+                break
+            cache = cache.reorder(source_rows)
+            out = self.decoder.step(tokens[:, -1:], cache, want_attention=want_alignment)
+            cache, logits = out.cache, out.logits[:, -1].copy()
+            if want_alignment:
+                attention_steps.append(out.cross_attentions)
+        best = rank(search.candidates(tokens, sum_logprobs, len(initial)), options.length_penalty)
+        if cache_out is not None:
+            cache_out.append(cache)
+        text = self.tokenizer.decode(best.tokens)
+        alignment = _alignment_weights(attention_steps, self.decoder.info.alignment_heads,
+                                       len(initial)) if want_alignment else None
+        return DecodingResult(
+            tokens=best.tokens, text=text,
+            avg_logprob=best.sum_logprob / (len(best.tokens) + 1),
+            sum_logprob=best.sum_logprob, no_speech_prob=no_speech_prob,
+            compression_ratio=compression_ratio(text), temperature=temperature,
+            prefix_length=len(prefix), cross_attentions=alignment)
+
+
+def _forced_logprob(logits: np.ndarray, initial: list[int], prefix: list[int]) -> float:
+    """Sum of log-probabilities of the forced prefix tokens under the prefill logits."""
+    if not prefix:
+        return 0.0
+    positions = np.arange(len(initial) - 1, len(initial) + len(prefix) - 1)
+    logprobs = log_softmax(logits[positions])
+    return float(logprobs[np.arange(len(prefix)), prefix].sum())
+
+
+def _alignment_weights(steps: list, heads: tuple[tuple[int, int], ...], sample_start: int):
+    """Cross-attention of the alignment heads for the sampled tokens (row 0 of the batch):
+    one (n_tokens, n_frames) array per head."""
+    if not steps or steps[0] is None or not heads:
+        return None
+    per_head = []
+    for layer, head in heads:
+        rows = [steps[0][layer][0, head, sample_start - 1 :]]
+        rows += [step[layer][0, head, -1:] for step in steps[1:]]
+        per_head.append(np.concatenate(rows, axis=0))
+    return tuple(per_head)

@@ -1,0 +1,83 @@
+"""Where model directories live, building the default one on first use, and listing them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamer.errors import ModelLoadError
+from streamer.manifest import read_manifest, verify_files
+from streamer.session import DECODER_FILES, ENCODER_FILES
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "whisper-tiny.en"
+
+
+def models_root() -> Path:
+    """``$STREAMER_MODELS`` or ``models/`` next to the package."""
+    return Path(os.environ.get("STREAMER_MODELS", PROJECT_ROOT / "models"))
+
+
+def default_model_dir() -> Path:
+    return models_root() / DEFAULT_MODEL
+
+
+def build_default(force: bool = False, log: Callable[[str], None] = print, full_check=True
+                  ) -> Path:
+    """Build ``models/whisper-tiny.en`` unless it is already there and intact."""
+    from streamer.export.build import build_model_dir
+
+    target = default_model_dir()
+    if not force and target.is_dir() and read_manifest(target) is not None:
+        manifest = read_manifest(target)
+        verify_files(target, list(manifest["files"]), full=full_check)
+        return target
+    log(f"building {target} from the tiny.en weights (first run only, ~10 s)")
+    return build_model_dir(target, log=log)
+
+
+def resolve_model_dir(path: str, log: Callable[[str], None] = print) -> Path:
+    """An explicit directory as given; else the default, built on first use."""
+    if path:
+        directory = Path(path).expanduser()
+        if not directory.is_dir():
+            candidate = models_root() / path
+            if candidate.is_dir():
+                return candidate
+            raise ModelLoadError(
+                f"model directory {path} does not exist; give a directory with "
+                "encoder_model*.onnx and decoder_model_merged*.onnx, or omit --model"
+            )
+        return directory
+    target = default_model_dir()
+    if target.is_dir() and read_manifest(target) is not None:
+        return target
+    return build_default(log=log)
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    name: str
+    path: Path
+    precisions: tuple[str, ...]
+    size_mb: float
+    source: str
+
+
+def list_models() -> list[ModelListing]:
+    root = models_root()
+    listings = []
+    for directory in sorted(p for p in root.glob("*") if p.is_dir()):
+        precisions = tuple(
+            precision for precision in ("fp32", "int8")
+            if (directory / ENCODER_FILES[precision]).exists()
+            and (directory / DECODER_FILES[precision]).exists())
+        if not precisions:
+            continue
+        size = sum(f.stat().st_size for f in directory.iterdir() if f.is_file()) / 1e6
+        manifest = read_manifest(directory) if (directory / "manifest.json").exists() else None
+        source = manifest.get("source", "?") if manifest else "downloaded (no manifest)"
+        listings.append(ModelListing(directory.name, directory, precisions, size, source))
+    return listings

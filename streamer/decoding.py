@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from streamer.config import DecodeOptions
-from streamer.session import DecoderSession, KVCache
+from streamer.session import DecoderSession
 from streamer.tokenizer import Tokenizer
 
 
@@ -62,8 +62,9 @@ class ApplyTimestampRules:
     at most ``max_initial_timestamp_index``, and a timestamp is forced when the timestamps
     together are more likely than any single text token."""
 
-    def __init__(self, tokenizer: Tokenizer, sample_begin: int,
-                 max_initial_timestamp_index: int | None):
+    def __init__(
+        self, tokenizer: Tokenizer, sample_begin: int, max_initial_timestamp_index: int | None
+    ):
         self.eot = tokenizer.special.eot
         self.no_timestamps = tokenizer.special.no_timestamps
         self.timestamp_begin = tokenizer.special.timestamp_begin
@@ -86,7 +87,7 @@ class ApplyTimestampRules:
             if len(timestamps) > 0:  # time never goes backwards
                 logits[row, ts_begin : timestamps[-1]] = -np.inf
         if tokens.shape[1] == self.sample_begin:
-            logits[:, : ts_begin] = -np.inf  # the first token is a timestamp
+            logits[:, :ts_begin] = -np.inf  # the first token is a timestamp
             if self.max_initial_timestamp_index is not None:
                 logits[:, ts_begin + self.max_initial_timestamp_index + 1 :] = -np.inf
         logprobs = log_softmax(logits)
@@ -106,8 +107,9 @@ class Candidate:
 
 
 class TokenSearch(Protocol):
-    def step(self, tokens: np.ndarray, logits: np.ndarray, sum_logprobs: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, bool]:
+    def step(
+        self, tokens: np.ndarray, logits: np.ndarray, sum_logprobs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, bool]:
         """Extend ``tokens`` (rows, length) given filtered ``logits`` (rows, n_vocab).
 
         Returns (new tokens (rows, length + 1), source row of each new row, finished)."""
@@ -134,8 +136,10 @@ class GreedySearch:
         return tokens, rows, bool(np.all(tokens[:, -1] == self.eot))
 
     def candidates(self, tokens, sum_logprobs, sample_begin) -> list[Candidate]:
-        return [Candidate(_strip_eot(row[sample_begin:], self.eot), float(score))
-                for row, score in zip(tokens, sum_logprobs)]
+        return [
+            Candidate(_strip_eot(row[sample_begin:], self.eot), float(score))
+            for row, score in zip(tokens, sum_logprobs)
+        ]
 
 
 class BeamSearch:
@@ -181,8 +185,10 @@ class BeamSearch:
         if not self.finished:  # nothing reached end-of-text: take the live beams
             for row, score in zip(tokens, sum_logprobs):
                 self.finished[tuple(row.tolist())] = float(score)
-        return [Candidate(_strip_eot(np.array(seq[sample_begin:]), self.eot), score)
-                for seq, score in self.finished.items()]
+        return [
+            Candidate(_strip_eot(np.array(seq[sample_begin:]), self.eot), score)
+            for seq, score in self.finished.items()
+        ]
 
 
 def _strip_eot(tokens: np.ndarray, eot: int) -> tuple[int, ...]:
@@ -236,8 +242,14 @@ class DecodeTask:
         if -1 in self.options.suppress_tokens:
             suppress += list(self.decoder.info.suppress_tokens)
             suppress += list(self.tokenizer.non_speech_tokens)
-        suppress += [special.transcribe, special.translate, special.sot, special.sot_prev,
-                     special.sot_lm, special.no_speech]
+        suppress += [
+            special.transcribe,
+            special.translate,
+            special.sot,
+            special.sot_prev,
+            special.sot_lm,
+            special.no_speech,
+        ]
         return sorted(set(suppress))
 
     def initial_tokens(self, prompt: list[int], without_timestamps: bool) -> list[int]:
@@ -263,10 +275,16 @@ class DecodeTask:
             filters.append(ApplyTimestampRules(self.tokenizer, sample_begin, max_index))
         return filters
 
-    def run(self, audio_features: np.ndarray, prompt: list[int] | None = None,
-            prefix: list[int] | None = None, temperature: float = 0.0,
-            max_new_tokens: int | None = None, want_alignment: bool = False,
-            cache_out: list | None = None) -> DecodingResult:
+    def run(
+        self,
+        audio_features: np.ndarray,
+        prompt: list[int] | None = None,
+        prefix: list[int] | None = None,
+        temperature: float = 0.0,
+        max_new_tokens: int | None = None,
+        want_alignment: bool = False,
+        cache_out: list | None = None,
+    ) -> DecodingResult:
         """Decode one window. ``prefix`` tokens are forced after the start sequence (and
         prefilled with the prompt in one call); decoding continues from there."""
         options = self.options
@@ -280,8 +298,9 @@ class DecodeTask:
         limit = min(limit, n_ctx - sample_begin - 1)
 
         if temperature > 0:
-            search: GreedySearch | BeamSearch = GreedySearch(temperature, self.tokenizer.special.eot,
-                                                             self.rng)
+            search: GreedySearch | BeamSearch = GreedySearch(
+                temperature, self.tokenizer.special.eot, self.rng
+            )
             n_rows = options.best_of
         elif options.beam_size > 1:
             search = BeamSearch(options.beam_size, self.tokenizer.special.eot, options.patience)
@@ -291,10 +310,12 @@ class DecodeTask:
             n_rows = 1
         filters = self._filters(sample_begin, without_timestamps)
 
-        first = self.decoder.prefill(np.array([initial + prefix]), audio_features,
-                                     want_attention=want_alignment)
-        no_speech_prob = float(np.exp(log_softmax(first.logits[0, sot_index])
-                                      [self.tokenizer.special.no_speech]))
+        first = self.decoder.prefill(
+            np.array([initial + prefix]), audio_features, want_attention=want_alignment
+        )
+        no_speech_prob = float(
+            np.exp(log_softmax(first.logits[0, sot_index])[self.tokenizer.special.no_speech])
+        )
         prefix_logprob = _forced_logprob(first.logits[0], initial, prefix)
         tokens = np.array([initial + prefix] * n_rows, dtype=np.int64)
         cache = first.cache.reorder(np.zeros(n_rows, dtype=np.int64))
@@ -316,14 +337,22 @@ class DecodeTask:
         if cache_out is not None:
             cache_out.append(cache)
         text = self.tokenizer.decode(best.tokens)
-        alignment = _alignment_weights(attention_steps, self.decoder.info.alignment_heads,
-                                       len(initial)) if want_alignment else None
+        alignment = (
+            _alignment_weights(attention_steps, self.decoder.info.alignment_heads, len(initial))
+            if want_alignment
+            else None
+        )
         return DecodingResult(
-            tokens=best.tokens, text=text,
+            tokens=best.tokens,
+            text=text,
             avg_logprob=best.sum_logprob / (len(best.tokens) + 1),
-            sum_logprob=best.sum_logprob, no_speech_prob=no_speech_prob,
-            compression_ratio=compression_ratio(text), temperature=temperature,
-            prefix_length=len(prefix), cross_attentions=alignment)
+            sum_logprob=best.sum_logprob,
+            no_speech_prob=no_speech_prob,
+            compression_ratio=compression_ratio(text),
+            temperature=temperature,
+            prefix_length=len(prefix),
+            cross_attentions=alignment,
+        )
 
 
 def _forced_logprob(logits: np.ndarray, initial: list[int], prefix: list[int]) -> float:

@@ -39,8 +39,11 @@ def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
 def mel_filters(n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE):
     """Slaney-normalised triangular filters, shape (n_mels, n_fft // 2 + 1), float32."""
     fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    mel_points = _mel_to_hz(np.linspace(_hz_to_mel(np.array([0.0]))[0],
-                                        _hz_to_mel(np.array([sample_rate / 2]))[0], n_mels + 2))
+    mel_points = _mel_to_hz(
+        np.linspace(
+            _hz_to_mel(np.array([0.0]))[0], _hz_to_mel(np.array([sample_rate / 2]))[0], n_mels + 2
+        )
+    )
     widths = np.diff(mel_points)
     ramps = mel_points[:, None] - fft_freqs[None, :]
     lower = -ramps[:-2] / widths[:-1, None]
@@ -61,8 +64,8 @@ def power_spectrum(audio: np.ndarray) -> np.ndarray:
     padded = np.pad(audio.astype(np.float32), N_FFT // 2, mode="reflect")
     n_frames = 1 + (len(padded) - N_FFT) // HOP_LENGTH
     frames = np.lib.stride_tricks.as_strided(
-        padded, shape=(n_frames, N_FFT),
-        strides=(padded.strides[0] * HOP_LENGTH, padded.strides[0]))
+        padded, shape=(n_frames, N_FFT), strides=(padded.strides[0] * HOP_LENGTH, padded.strides[0])
+    )
     spectrum = np.fft.rfft(frames * _hann_window(), axis=-1)
     power = spectrum.real**2 + spectrum.imag**2
     return power[:-1].T.astype(np.float32)  # Whisper drops the last frame
@@ -78,8 +81,9 @@ def log_mel_spectrogram(audio: np.ndarray, n_mels: int = N_MELS) -> np.ndarray:
     return ((log_spec + 4.0) / 4.0).astype(np.float32)
 
 
-def window_features(audio: np.ndarray, n_frames: int | None = None,
-                    n_mels: int = N_MELS) -> np.ndarray:
+def window_features(
+    audio: np.ndarray, n_frames: int | None = None, n_mels: int = N_MELS
+) -> np.ndarray:
     """Encoder input for one window of at most 30 s.
 
     The first ``n_frames`` frames (default: all whole frames of ``audio``, at most 3000) are

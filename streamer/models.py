@@ -24,8 +24,7 @@ def default_model_dir() -> Path:
     return models_root() / DEFAULT_MODEL
 
 
-def build_default(force: bool = False, log: Callable[[str], None] = print, full_check=True
-                  ) -> Path:
+def build_default(force: bool = False, log: Callable[[str], None] = print, full_check=True) -> Path:
     """Build ``models/whisper-tiny.en`` unless it is already there and intact."""
     from streamer.export.build import build_model_dir
 
@@ -71,9 +70,11 @@ def list_models() -> list[ModelListing]:
     listings = []
     for directory in sorted(p for p in root.glob("*") if p.is_dir()):
         precisions = tuple(
-            precision for precision in ("fp32", "int8")
+            precision
+            for precision in ("fp32", "int8")
             if (directory / ENCODER_FILES[precision]).exists()
-            and (directory / DECODER_FILES[precision]).exists())
+            and (directory / DECODER_FILES[precision]).exists()
+        )
         if not precisions:
             continue
         size = sum(f.stat().st_size for f in directory.iterdir() if f.is_file()) / 1e6

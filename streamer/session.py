@@ -24,8 +24,12 @@ log = logging.getLogger(__name__)
 
 ENCODER_FILES = {"fp32": "encoder_model.onnx", "int8": "encoder_model_quantized.onnx"}
 DECODER_FILES = {"fp32": "decoder_model_merged.onnx", "int8": "decoder_model_merged_quantized.onnx"}
-_OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
-               "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+_OPT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
 
 
 @dataclass(frozen=True)
@@ -115,17 +119,22 @@ def cuda_available() -> bool:
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "probe",
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "probe",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     options = ort.SessionOptions()
     options.log_severity_level = 4
     ort.set_default_logger_severity(4)
     try:
-        session = ort.InferenceSession(model.SerializeToString(), options,
-                                       providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            model.SerializeToString(),
+            options,
+            providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+        )
         return "CUDAExecutionProvider" in session.get_providers()
     except Exception:  # any failure to load CUDA means: use the CPU
         return False
@@ -158,8 +167,9 @@ def create_session(path: Path, config: ModelConfig):
     options.intra_op_num_threads = config.intra_op_threads or default_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
-                                               _OPT_LEVELS[config.graph_optimization])
+    options.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, _OPT_LEVELS[config.graph_optimization]
+    )
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(str(path), options, providers=choose_providers(config.device))
@@ -235,8 +245,9 @@ class KVCache:
 
     def truncate(self, length: int) -> KVCache:
         """Keep the first ``length`` positions (resume decoding after a shared prefix)."""
-        return replace(self, self_kv=[(k[:, :, :length], v[:, :, :length])
-                                      for k, v in self.self_kv])
+        return replace(
+            self, self_kv=[(k[:, :, :length], v[:, :, :length]) for k, v in self.self_kv]
+        )
 
 
 @dataclass(frozen=True)
@@ -254,18 +265,34 @@ class DecoderSession:
         self.session = create_session(info.decoder_path, config)
         self.provider = provider_name(self.session)
         n = info.n_text_layer
-        self._past_names = [(f"past_key_values.{i}.decoder.key", f"past_key_values.{i}.decoder.value",
-                             f"past_key_values.{i}.encoder.key", f"past_key_values.{i}.encoder.value")
-                            for i in range(n)]
-        self._present_self = [name for i in range(n)
-                              for name in (f"present.{i}.decoder.key", f"present.{i}.decoder.value")]
-        self._present_cross = [name for i in range(n)
-                               for name in (f"present.{i}.encoder.key", f"present.{i}.encoder.value")]
+        self._past_names = [
+            (
+                f"past_key_values.{i}.decoder.key",
+                f"past_key_values.{i}.decoder.value",
+                f"past_key_values.{i}.encoder.key",
+                f"past_key_values.{i}.encoder.value",
+            )
+            for i in range(n)
+        ]
+        self._present_self = [
+            name
+            for i in range(n)
+            for name in (f"present.{i}.decoder.key", f"present.{i}.decoder.value")
+        ]
+        self._present_cross = [
+            name
+            for i in range(n)
+            for name in (f"present.{i}.encoder.key", f"present.{i}.encoder.value")
+        ]
         self._cross_attention = [f"cross_attentions.{i}" for i in range(n)]
         inputs = ["input_ids", "encoder_hidden_states", "use_cache_branch"]
         inputs += [name for names in self._past_names for name in names]
-        _check_names(self.session, info.decoder_path, inputs,
-                     ["logits", *self._present_self, *self._present_cross])
+        _check_names(
+            self.session,
+            info.decoder_path,
+            inputs,
+            ["logits", *self._present_self, *self._present_cross],
+        )
         outputs = {o.name for o in self.session.get_outputs()}
         self.has_cross_attentions = all(name in outputs for name in self._cross_attention)
         d_head = info.n_text_state // info.n_text_head
@@ -274,8 +301,10 @@ class DecoderSession:
 
     def _feeds(self, tokens: np.ndarray, hidden: np.ndarray, cache: KVCache | None) -> dict:
         batch = tokens.shape[0]
-        feeds = {"input_ids": tokens.astype(np.int64),
-                 "use_cache_branch": np.array([cache is not None])}
+        feeds = {
+            "input_ids": tokens.astype(np.int64),
+            "use_cache_branch": np.array([cache is not None]),
+        }
         if cache is None:
             empty = np.repeat(self._empty, batch, axis=0)
             feeds["encoder_hidden_states"] = hidden
@@ -285,8 +314,9 @@ class DecoderSession:
         else:
             # the cached branch never reads the audio features; a 1-frame dummy saves a copy
             feeds["encoder_hidden_states"] = np.repeat(self._dummy_hidden, batch, axis=0)
-            for (sk, sv, ck, cv), (k, v), (xk, xv) in zip(self._past_names, cache.self_kv,
-                                                          cache.cross_kv):
+            for (sk, sv, ck, cv), (k, v), (xk, xv) in zip(
+                self._past_names, cache.self_kv, cache.cross_kv
+            ):
                 feeds.update({sk: k, sv: v, ck: xk, cv: xv})
         return feeds
 
@@ -297,23 +327,32 @@ class DecoderSession:
         if want_attention and self.has_cross_attentions:
             names += self._cross_attention
         values = dict(zip(names, self.session.run(names, self._feeds(tokens, hidden, cache))))
-        self_kv = [(values[k], values[v]) for k, v in zip(self._present_self[::2],
-                                                          self._present_self[1::2])]
+        self_kv = [
+            (values[k], values[v])
+            for k, v in zip(self._present_self[::2], self._present_self[1::2])
+        ]
         if cache is None:
-            cross_kv = [(values[k], values[v]) for k, v in zip(self._present_cross[::2],
-                                                               self._present_cross[1::2])]
+            cross_kv = [
+                (values[k], values[v])
+                for k, v in zip(self._present_cross[::2], self._present_cross[1::2])
+            ]
         else:
             cross_kv = cache.cross_kv
-        attention = ([values[n] for n in self._cross_attention]
-                     if want_attention and self.has_cross_attentions else None)
+        attention = (
+            [values[n] for n in self._cross_attention]
+            if want_attention and self.has_cross_attentions
+            else None
+        )
         return DecoderOutput(values["logits"], KVCache(self_kv, cross_kv), attention)
 
-    def prefill(self, tokens: np.ndarray, audio_features: np.ndarray,
-                want_attention: bool = False) -> DecoderOutput:
+    def prefill(
+        self, tokens: np.ndarray, audio_features: np.ndarray, want_attention: bool = False
+    ) -> DecoderOutput:
         """Run the whole prompt (B, S) in one call; computes the cross-attention K/V."""
         return self._run(tokens, audio_features, None, want_attention)
 
-    def step(self, tokens: np.ndarray, cache: KVCache, want_attention: bool = False
-             ) -> DecoderOutput:
+    def step(
+        self, tokens: np.ndarray, cache: KVCache, want_attention: bool = False
+    ) -> DecoderOutput:
         """Feed (B, k) new tokens after the cached positions (k = 1 while decoding)."""
         return self._run(tokens, None, cache, want_attention)

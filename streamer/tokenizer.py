@@ -100,7 +100,7 @@ class Tokenizer:
         for token in tokens:
             if token >= self.special.eot:
                 continue
-            candidate = current + [token]
+            candidate = [*current, token]
             text = self.decode([token])
             # punctuation stays with the word before it, as a reader expects
             starts_word = text.startswith(" ")

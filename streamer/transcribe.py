@@ -60,22 +60,32 @@ class Engine:
         self.task(DecodeOptions()).run(features, max_new_tokens=2)
 
 
-def decode_with_fallback(task: DecodeTask, features: np.ndarray, prompt: list[int],
-                         options: DecodeOptions, max_new_tokens: int) -> DecodingResult:
+def decode_with_fallback(
+    task: DecodeTask,
+    features: np.ndarray,
+    prompt: list[int],
+    options: DecodeOptions,
+    max_new_tokens: int,
+) -> DecodingResult:
     """Decode at increasing temperatures until the result is neither repetitive
     (compression ratio) nor improbable (average log-probability), or is silence."""
     results = []
     for temperature in options.temperatures:
-        result = task.run(features, prompt, temperature=temperature,
-                          max_new_tokens=max_new_tokens)
+        result = task.run(features, prompt, temperature=temperature, max_new_tokens=max_new_tokens)
         results.append(result)
-        too_repetitive = (options.compression_ratio_threshold is not None
-                          and result.compression_ratio > options.compression_ratio_threshold)
-        too_improbable = (options.log_prob_threshold is not None
-                          and result.avg_logprob < options.log_prob_threshold)
-        is_silence = (options.no_speech_threshold is not None
-                      and result.no_speech_prob > options.no_speech_threshold
-                      and too_improbable)
+        too_repetitive = (
+            options.compression_ratio_threshold is not None
+            and result.compression_ratio > options.compression_ratio_threshold
+        )
+        too_improbable = (
+            options.log_prob_threshold is not None
+            and result.avg_logprob < options.log_prob_threshold
+        )
+        is_silence = (
+            options.no_speech_threshold is not None
+            and result.no_speech_prob > options.no_speech_threshold
+            and too_improbable
+        )
         if is_silence or not (too_repetitive or too_improbable):
             return result
     # every temperature failed: prefer non-repetitive results, then the most probable
@@ -116,8 +126,9 @@ class _WindowReader:
         return self.buffer[offset : offset + n_samples]
 
 
-def split_segments(tokens: tuple[int, ...], timestamp_begin: int, offset_s: float,
-                   window_frames: int) -> tuple[list[tuple[float, float, list[int]]], int]:
+def split_segments(
+    tokens: tuple[int, ...], timestamp_begin: int, offset_s: float, window_frames: int
+) -> tuple[list[tuple[float, float, list[int]]], int]:
     """Split a window's tokens at timestamp pairs.
 
     Returns ([(start_s, end_s, tokens)], frames to advance the seek by)."""
@@ -148,9 +159,13 @@ def split_segments(tokens: tuple[int, ...], timestamp_begin: int, offset_s: floa
     return segments, window_frames
 
 
-def transcribe_blocks(engine: Engine, blocks: Iterator[np.ndarray], total_samples: int,
-                      options: DecodeOptions,
-                      progress: Callable[[float], None] | None = None) -> Iterator[Segment]:
+def transcribe_blocks(
+    engine: Engine,
+    blocks: Iterator[np.ndarray],
+    total_samples: int,
+    options: DecodeOptions,
+    progress: Callable[[float], None] | None = None,
+) -> Iterator[Segment]:
     """Yield segments of the audio in ``blocks`` (16 kHz float32), window by window."""
     task = engine.task(options)
     tokenizer = engine.tokenizer
@@ -171,8 +186,13 @@ def transcribe_blocks(engine: Engine, blocks: Iterator[np.ndarray], total_sample
         if not options.condition_on_previous_text and options.initial_prompt and seek == 0:
             prompt = all_tokens
         duration_s = window_frames * HOP_LENGTH / SAMPLE_RATE
-        result = decode_with_fallback(task, features, prompt, options,
-                                      max_tokens_for(duration_s, options, engine.info.n_text_ctx))
+        result = decode_with_fallback(
+            task,
+            features,
+            prompt,
+            options,
+            max_tokens_for(duration_s, options, engine.info.n_text_ctx),
+        )
         offset_s = seek * HOP_LENGTH / SAMPLE_RATE
         if _is_silence(result, options):
             seek += window_frames
@@ -182,18 +202,26 @@ def transcribe_blocks(engine: Engine, blocks: Iterator[np.ndarray], total_sample
         pieces, advance = split_segments(result.tokens, ts_begin, offset_s, window_frames)
         for start_s, end_s, piece in pieces:
             text = tokenizer.decode(piece)
-            if not text.strip() or end_s <= start_s - 1e-6:
+            if not text.strip() or end_s == start_s:
                 continue
-            yield Segment(start_s=round(start_s, 3), end_s=round(end_s, 3), text=text,
-                          tokens=tuple(piece), avg_logprob=result.avg_logprob,
-                          no_speech_prob=result.no_speech_prob,
-                          compression_ratio=result.compression_ratio,
-                          temperature=result.temperature)
+            # the prompt of the next window is the tokens of the segments kept, as in
+            # faster-whisper (a trailing lone timestamp is not part of any segment)
+            all_tokens.extend(piece)
+            yield Segment(
+                start_s=round(start_s, 3),
+                end_s=round(end_s, 3),
+                text=text,
+                tokens=tuple(piece),
+                avg_logprob=result.avg_logprob,
+                no_speech_prob=result.no_speech_prob,
+                compression_ratio=result.compression_ratio,
+                temperature=result.temperature,
+            )
         seek += max(advance, 1)
         if not options.condition_on_previous_text or (
-                result.temperature > options.prompt_reset_on_temperature):
+            result.temperature > options.prompt_reset_on_temperature
+        ):
             prompt_reset_since = len(all_tokens)
-        all_tokens.extend(result.tokens)
         if progress:
             progress(min(seek, content_frames) / max(content_frames, 1))
 
@@ -202,8 +230,9 @@ def _is_silence(result: DecodingResult, options: DecodeOptions) -> bool:
     """Whisper's no-speech rule: likely silence, unless the text is confidently probable."""
     if options.no_speech_threshold is None or result.no_speech_prob <= options.no_speech_threshold:
         return False
-    return not (options.log_prob_threshold is not None
-                and result.avg_logprob > options.log_prob_threshold)
+    return not (
+        options.log_prob_threshold is not None and result.avg_logprob > options.log_prob_threshold
+    )
 
 
 @dataclass(frozen=True)
@@ -212,8 +241,11 @@ class TimedTranscript:
     compute_s: float
 
 
-def transcribe_audio(engine: Engine, audio: np.ndarray, options: DecodeOptions = DecodeOptions(),
-                     ) -> Transcript:
+def transcribe_audio(
+    engine: Engine,
+    audio: np.ndarray,
+    options: DecodeOptions = DecodeOptions(),
+) -> Transcript:
     """Transcribe an in-memory waveform (16 kHz float32 mono)."""
     block = N_SAMPLES
 
@@ -225,16 +257,21 @@ def transcribe_audio(engine: Engine, audio: np.ndarray, options: DecodeOptions =
     return Transcript(segments=segments, duration_s=len(audio) / SAMPLE_RATE)
 
 
-def transcribe_file(engine: Engine, path, options: DecodeOptions = DecodeOptions(),
-                    progress: Callable[[float], None] | None = None) -> TimedTranscript:
+def transcribe_file(
+    engine: Engine,
+    path,
+    options: DecodeOptions = DecodeOptions(),
+    progress: Callable[[float], None] | None = None,
+) -> TimedTranscript:
     """Transcribe a file of any format/rate/channels, streamed from disk in blocks."""
     from streamer.audiofile import audio_info, stream_audio
 
     info = audio_info(path)
     total = int(round(info.duration_s * SAMPLE_RATE))
     started = time.perf_counter()
-    segments = tuple(transcribe_blocks(engine, stream_audio(path, N_SAMPLES), total, options,
-                                       progress))
+    segments = tuple(
+        transcribe_blocks(engine, stream_audio(path, N_SAMPLES), total, options, progress)
+    )
     transcript = Transcript(segments=segments, duration_s=info.duration_s)
     return TimedTranscript(transcript, time.perf_counter() - started)
 

@@ -149,12 +149,16 @@ def _hf_configs(dims: WhisperDims, ids: dict[str, int], ct2_config: dict) -> dic
         "padding_value": 0.0,
         "return_attention_mask": False,
     }
-    return {"config.json": config, "generation_config.json": generation,
-            "preprocessor_config.json": preprocessor}
+    return {
+        "config.json": config,
+        "generation_config.json": generation,
+        "preprocessor_config.json": preprocessor,
+    }
 
 
-def build_model_dir(output: Path, source: Path | None = None,
-                    log: Callable[[str], None] = lambda _: None) -> Path:
+def build_model_dir(
+    output: Path, source: Path | None = None, log: Callable[[str], None] = lambda _: None
+) -> Path:
     """Build every file into a temporary directory, then move it into place atomically."""
     source = source or source_model_dir()
     started = time.perf_counter()
@@ -164,15 +168,19 @@ def build_model_dir(output: Path, source: Path | None = None,
     ids = special_ids(source / "tokenizer.json")
     metadata = {f"whisper.{key}_id": str(value) for key, value in ids.items()}
     metadata["whisper.source"] = f"{SOURCE_PACKAGE}:model.bin"
-    log(f"read weights ({dims.n_audio_layer}+{dims.n_text_layer} layers, "
-        f"vocab {dims.n_vocab}) in {time.perf_counter() - started:.1f}s")
+    log(
+        f"read weights ({dims.n_audio_layer}+{dims.n_text_layer} layers, "
+        f"vocab {dims.n_vocab}) in {time.perf_counter() - started:.1f}s"
+    )
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        for name, model in (("encoder_model", build_encoder(weights, dims, metadata)),
-                            ("decoder_model_merged", build_decoder(weights, dims, metadata))):
+        for name, model in (
+            ("encoder_model", build_encoder(weights, dims, metadata)),
+            ("decoder_model_merged", build_decoder(weights, dims, metadata)),
+        ):
             onnx.checker.check_model(model)
             onnx.save(model, staging / f"{name}.onnx")
             log(f"wrote {name}.onnx ({time.perf_counter() - started:.1f}s)")

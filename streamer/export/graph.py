@@ -44,8 +44,15 @@ class GraphBuilder:
         self._count = 0
         self._constants: dict[tuple, str] = {}
 
-    def op(self, op_type: str, inputs: list[str], name: str | None = None, n_out: int = 1,
-           outputs: list[str] | None = None, **attrs) -> str | list[str]:
+    def op(
+        self,
+        op_type: str,
+        inputs: list[str],
+        name: str | None = None,
+        n_out: int = 1,
+        outputs: list[str] | None = None,
+        **attrs,
+    ) -> str | list[str]:
         self._count += 1
         base = f"{self.prefix}{name or op_type}_{self._count}"
         outputs = outputs or ([base] if n_out == 1 else [f"{base}_{i}" for i in range(n_out)])
@@ -91,8 +98,13 @@ class _Layers:
         tag = scope.replace("/", ".")
         gamma = self.g.weight(f"{tag}.gamma", _f32(self.w[f"{scope}/gamma"]))
         beta = self.g.weight(f"{tag}.beta", _f32(self.w[f"{scope}/beta"]))
-        return self.g.op("LayerNormalization", [x, gamma, beta], name=f"{tag}.ln",
-                         axis=-1, epsilon=LAYER_NORM_EPS)
+        return self.g.op(
+            "LayerNormalization",
+            [x, gamma, beta],
+            name=f"{tag}.ln",
+            axis=-1,
+            epsilon=LAYER_NORM_EPS,
+        )
 
     def gelu(self, x: str) -> str:
         g = self.g
@@ -112,8 +124,15 @@ class _Layers:
         merged = g.op("Transpose", [x], perm=[0, 2, 1, 3])
         return g.op("Reshape", [merged, g.const([0, 0, -1])])
 
-    def attention(self, q: str, k: str, v: str, d_head: int, mask: str | None = None,
-                  probs_out: str | None = None) -> str:
+    def attention(
+        self,
+        q: str,
+        k: str,
+        v: str,
+        d_head: int,
+        mask: str | None = None,
+        probs_out: str | None = None,
+    ) -> str:
         """Scaled dot-product attention over split heads; returns merged heads."""
         g = self.g
         scores = g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])], name="qk")
@@ -133,16 +152,18 @@ class _Layers:
 
 
 def _model(graph: onnx.GraphProto, dims: WhisperDims, metadata: dict[str, str]) -> onnx.ModelProto:
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="streamer")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="streamer"
+    )
     model.ir_version = 8
     facts = {f"whisper.{key}": str(value) for key, value in vars(dims).items()}
     helper.set_model_props(model, {**facts, **metadata})
     return model
 
 
-def build_encoder(weights: dict[str, np.ndarray], dims: WhisperDims,
-                  metadata: dict[str, str]) -> onnx.ModelProto:
+def build_encoder(
+    weights: dict[str, np.ndarray], dims: WhisperDims, metadata: dict[str, str]
+) -> onnx.ModelProto:
     """``input_features`` [B, n_mels, 2*n_audio_ctx] -> ``last_hidden_state`` [B, ctx, state]."""
     g = GraphBuilder()
     layers = _Layers(g, weights, dims.n_audio_head)
@@ -167,16 +188,29 @@ def build_encoder(weights: dict[str, np.ndarray], dims: WhisperDims,
         x = g.op("Add", [x, layers.linear(attn, f"{scope}/self_attention/linear_1")])
         h = layers.layer_norm(x, f"{scope}/ffn/layer_norm")
         x = g.op("Add", [x, layers.mlp(h, f"{scope}/ffn")])
-    g.op("LayerNormalization", [x, g.weight("encoder.ln_post.gamma",
-                                            _f32(weights["encoder/layer_norm/gamma"])),
-                                g.weight("encoder.ln_post.beta",
-                                         _f32(weights["encoder/layer_norm/beta"]))],
-         outputs=["last_hidden_state"], axis=-1, epsilon=LAYER_NORM_EPS)
-    inputs = [helper.make_tensor_value_info(
-        "input_features", TensorProto.FLOAT, ["batch_size", dims.n_mels, "feature_size"])]
-    outputs = [helper.make_tensor_value_info(
-        "last_hidden_state", TensorProto.FLOAT,
-        ["batch_size", "encoder_sequence_length / 2", dims.n_audio_state])]
+    g.op(
+        "LayerNormalization",
+        [
+            x,
+            g.weight("encoder.ln_post.gamma", _f32(weights["encoder/layer_norm/gamma"])),
+            g.weight("encoder.ln_post.beta", _f32(weights["encoder/layer_norm/beta"])),
+        ],
+        outputs=["last_hidden_state"],
+        axis=-1,
+        epsilon=LAYER_NORM_EPS,
+    )
+    inputs = [
+        helper.make_tensor_value_info(
+            "input_features", TensorProto.FLOAT, ["batch_size", dims.n_mels, "feature_size"]
+        )
+    ]
+    outputs = [
+        helper.make_tensor_value_info(
+            "last_hidden_state",
+            TensorProto.FLOAT,
+            ["batch_size", "encoder_sequence_length / 2", dims.n_audio_state],
+        )
+    ]
     graph = helper.make_graph(g.nodes, "whisper_encoder", inputs, outputs, g.initializers)
     return _model(graph, dims, metadata)
 
@@ -187,32 +221,58 @@ def _decoder_io(dims: WhisperDims) -> tuple[list, list]:
     inputs = [
         helper.make_tensor_value_info("input_ids", i64, ["batch_size", "decoder_sequence_length"]),
         helper.make_tensor_value_info(
-            "encoder_hidden_states", f32,
-            ["batch_size", "encoder_sequence_length / 2", dims.n_audio_state]),
+            "encoder_hidden_states",
+            f32,
+            ["batch_size", "encoder_sequence_length / 2", dims.n_audio_state],
+        ),
     ]
-    outputs = [helper.make_tensor_value_info(
-        "logits", f32, ["batch_size", "decoder_sequence_length", dims.n_vocab])]
+    outputs = [
+        helper.make_tensor_value_info(
+            "logits", f32, ["batch_size", "decoder_sequence_length", dims.n_vocab]
+        )
+    ]
     for i in range(dims.n_text_layer):
         for kind, past_axis, present_axis in (
             ("decoder", "past_decoder_sequence_length", "past_decoder_sequence_length + 1"),
             ("encoder", "encoder_sequence_length_out", "encoder_sequence_length_out"),
         ):
             for part in ("key", "value"):
-                inputs.append(helper.make_tensor_value_info(
-                    f"past_key_values.{i}.{kind}.{part}", f32,
-                    ["batch_size", n_head, past_axis, d_head]))
-                outputs.append(helper.make_tensor_value_info(
-                    f"present.{i}.{kind}.{part}", f32,
-                    ["batch_size", n_head, present_axis, d_head]))
+                inputs.append(
+                    helper.make_tensor_value_info(
+                        f"past_key_values.{i}.{kind}.{part}",
+                        f32,
+                        ["batch_size", n_head, past_axis, d_head],
+                    )
+                )
+                outputs.append(
+                    helper.make_tensor_value_info(
+                        f"present.{i}.{kind}.{part}",
+                        f32,
+                        ["batch_size", n_head, present_axis, d_head],
+                    )
+                )
     inputs.append(helper.make_tensor_value_info("use_cache_branch", TensorProto.BOOL, [1]))
     for i in range(dims.n_text_layer):
-        outputs.append(helper.make_tensor_value_info(
-            f"decoder_attentions.{i}", f32,
-            ["batch_size", n_head, "decoder_sequence_length", "past_decoder_sequence_length + 1"]))
+        outputs.append(
+            helper.make_tensor_value_info(
+                f"decoder_attentions.{i}",
+                f32,
+                [
+                    "batch_size",
+                    n_head,
+                    "decoder_sequence_length",
+                    "past_decoder_sequence_length + 1",
+                ],
+            )
+        )
     for i in range(dims.n_text_layer):
-        outputs.append(helper.make_tensor_value_info(
-            f"cross_attentions.{i}", f32,
-            ["batch_size", n_head, "decoder_sequence_length", "encoder_sequence_length_out"]))
+        outputs.append(
+            helper.make_tensor_value_info(
+                f"cross_attentions.{i}",
+                f32,
+                ["batch_size", n_head, "decoder_sequence_length", "encoder_sequence_length_out"],
+            )
+        )
     return inputs, outputs
 
 
@@ -227,12 +287,20 @@ def _past_length(g: GraphBuilder) -> str:
 
     def branch(builder: GraphBuilder, tag: str) -> onnx.GraphProto:
         value = helper.make_tensor_value_info(f"past_length.{tag}", TensorProto.INT64, [])
-        return helper.make_graph(builder.nodes, f"past_length_{tag}", [], [value],
-                                 builder.initializers)
+        return helper.make_graph(
+            builder.nodes, f"past_length_{tag}", [], [value], builder.initializers
+        )
 
-    g.nodes.append(helper.make_node(
-        "If", ["use_cache_branch_scalar"], ["past_length"], name="past_length_if",
-        then_branch=branch(cached, "cached"), else_branch=branch(prefill, "prefill")))
+    g.nodes.append(
+        helper.make_node(
+            "If",
+            ["use_cache_branch_scalar"],
+            ["past_length"],
+            name="past_length_if",
+            then_branch=branch(cached, "cached"),
+            else_branch=branch(prefill, "prefill"),
+        )
+    )
     return "past_length"
 
 
@@ -243,8 +311,12 @@ def _cross_attention(g: GraphBuilder, weights, dims: WhisperDims, layer: int, q:
     Cached: attend over the caller's ``past_key_values.N.encoder.*`` directly and return
     empty presents, as optimum's merged exports do, so no step copies the 1500-frame K/V."""
     d_head = dims.n_text_state // dims.n_text_head
-    names = [f"cross_out.{layer}", f"cross_attentions.{layer}",
-             f"present.{layer}.encoder.key", f"present.{layer}.encoder.value"]
+    names = [
+        f"cross_out.{layer}",
+        f"cross_attentions.{layer}",
+        f"present.{layer}.encoder.key",
+        f"present.{layer}.encoder.value",
+    ]
 
     def branch(tag: str, cached: bool) -> onnx.GraphProto:
         b = GraphBuilder(f"layer_{layer}.{tag}.")
@@ -253,15 +325,26 @@ def _cross_attention(g: GraphBuilder, weights, dims: WhisperDims, layer: int, q:
         past_v = f"past_key_values.{layer}.encoder.value"
         if cached:
             k, v = past_k, past_v
-            empty = [b.op("Slice", [src, b.const([0]), b.const([0]), b.const([2])])
-                     for src in (past_k, past_v)]
+            empty = [
+                b.op("Slice", [src, b.const([0]), b.const([0]), b.const([2])])
+                for src in (past_k, past_v)
+            ]
         else:
             scope = f"decoder/layer_{layer}/attention/linear_1"
-            k, v = (layers.split_heads(layers.linear(
-                        "encoder_hidden_states", scope, rows,
-                        name=f"decoder.layer_{layer}.cross_{part}"))
-                    for part, rows in (("key", slice(0, dims.n_text_state)),
-                                       ("value", slice(dims.n_text_state, None))))
+            k, v = (
+                layers.split_heads(
+                    layers.linear(
+                        "encoder_hidden_states",
+                        scope,
+                        rows,
+                        name=f"decoder.layer_{layer}.cross_{part}",
+                    )
+                )
+                for part, rows in (
+                    ("key", slice(0, dims.n_text_state)),
+                    ("value", slice(dims.n_text_state, None)),
+                )
+            )
             empty = [k, v]
         probs_name = f"{tag}.probs.{layer}"
         out = layers.attention(q, k, v, d_head, probs_out=probs_name)
@@ -271,17 +354,26 @@ def _cross_attention(g: GraphBuilder, weights, dims: WhisperDims, layer: int, q:
         for src, dst in zip(produced, names):
             nodes.append(helper.make_node("Identity", [src], [f"{tag}.{dst}"]))
             outputs.append(helper.make_tensor_value_info(f"{tag}.{dst}", TensorProto.FLOAT, None))
-        return helper.make_graph(nodes, f"cross_attention_{layer}_{tag}", [], outputs,
-                                 b.initializers)
+        return helper.make_graph(
+            nodes, f"cross_attention_{layer}_{tag}", [], outputs, b.initializers
+        )
 
-    g.nodes.append(helper.make_node(
-        "If", ["use_cache_branch_scalar"], names, name=f"cross_attention_{layer}_if",
-        then_branch=branch("cached", True), else_branch=branch("prefill", False)))
+    g.nodes.append(
+        helper.make_node(
+            "If",
+            ["use_cache_branch_scalar"],
+            names,
+            name=f"cross_attention_{layer}_if",
+            then_branch=branch("cached", True),
+            else_branch=branch("prefill", False),
+        )
+    )
     return names[0]
 
 
-def build_decoder(weights: dict[str, np.ndarray], dims: WhisperDims,
-                  metadata: dict[str, str]) -> onnx.ModelProto:
+def build_decoder(
+    weights: dict[str, np.ndarray], dims: WhisperDims, metadata: dict[str, str]
+) -> onnx.ModelProto:
     """The merged decoder: one graph for the prefill and the cached steps."""
     g = GraphBuilder()
     layers = _Layers(g, weights, dims.n_text_head)
@@ -295,15 +387,18 @@ def build_decoder(weights: dict[str, np.ndarray], dims: WhisperDims,
     embedding = g.weight("decoder.embed_tokens", _f32(weights["decoder/embeddings/weight"]))
     positions = g.weight("decoder.positions", _f32(weights["decoder/position_encodings/encodings"]))
     past_end = g.op("Unsqueeze", [past_length, g.const([0])])
-    pos = g.op("Slice", [positions, past_end,
-                         g.op("Unsqueeze", [total, g.const([0])]), g.const([0])])
+    pos = g.op(
+        "Slice", [positions, past_end, g.op("Unsqueeze", [total, g.const([0])]), g.const([0])]
+    )
     x = g.op("Add", [g.op("Gather", [embedding, "input_ids"], axis=0), pos])
 
     # causal mask [S, past+S]: query i sees keys j <= past_length + i
     rows = g.op("Range", [past_length, total, g.const(1)])
     cols = g.op("Range", [g.const(0), total, g.const(1)])
-    future = g.op("Greater", [g.op("Unsqueeze", [cols, g.const([0])]),
-                              g.op("Unsqueeze", [rows, g.const([1])])])
+    future = g.op(
+        "Greater",
+        [g.op("Unsqueeze", [cols, g.const([0])]), g.op("Unsqueeze", [rows, g.const([1])])],
+    )
     mask = g.op("Where", [future, g.const(MASK_VALUE, np.float32), g.const(0.0, np.float32)])
 
     for i in range(dims.n_text_layer):
@@ -312,8 +407,12 @@ def build_decoder(weights: dict[str, np.ndarray], dims: WhisperDims,
         qkv = layers.linear(h, f"{scope}/self_attention/linear_0")
         q, k, v = (layers.split_heads(t) for t in layers.split_qkv(qkv, dims.n_text_state))
         past_k, past_v = (
-            g.op("Slice", [f"past_key_values.{i}.decoder.{part}", g.const([0]), past_end,
-                           g.const([2])]) for part in ("key", "value"))
+            g.op(
+                "Slice",
+                [f"past_key_values.{i}.decoder.{part}", g.const([0]), past_end, g.const([2])],
+            )
+            for part in ("key", "value")
+        )
         k = g.op("Concat", [past_k, k], axis=2, outputs=[f"present.{i}.decoder.key"])
         v = g.op("Concat", [past_v, v], axis=2, outputs=[f"present.{i}.decoder.value"])
         attn = layers.attention(q, k, v, d_head, mask, probs_out=f"decoder_attentions.{i}")
@@ -332,8 +431,12 @@ def build_decoder(weights: dict[str, np.ndarray], dims: WhisperDims,
     # MatMul, which int8 quantization handles per output channel (a Gemm sharing the Gather's
     # initializer would not be quantized)
     projection = _f32(weights["decoder/projection/weight"]).T
-    g.op("MatMul", [x, g.weight("decoder.proj_out.weight", projection)], name="decoder.proj_out",
-         outputs=["logits"])
+    g.op(
+        "MatMul",
+        [x, g.weight("decoder.proj_out.weight", projection)],
+        name="decoder.proj_out",
+        outputs=["logits"],
+    )
 
     inputs, outputs = _decoder_io(dims)
     graph = helper.make_graph(g.nodes, "whisper_decoder_merged", inputs, outputs, g.initializers)

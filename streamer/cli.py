@@ -1,0 +1,309 @@
+"""Command line: parse arguments and configs, run a command, turn errors into one line.
+
+This is the only module that calls ``sys.exit``; everything below raises ``StreamerError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from streamer.config import MODES, Config, load_config
+from streamer.errors import ConfigError, StreamerError
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# --- argument parsing ----------------------------------------------------------------------
+
+
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        help="model directory (default: models/whisper-tiny.en, "
+        "built on first use); a Xenova/onnx-community Whisper export works too",
+    )
+    group.add_argument(
+        "--precision", choices=("fp32", "int8"), help="which ONNX files to run (default int8)"
+    )
+    group.add_argument(
+        "--model-device",
+        choices=("auto", "cpu", "cuda"),
+        help="execution provider (default auto: CUDA when it loads)",
+    )
+    group.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    group.add_argument("--beam-size", type=int, help="1 = greedy (default)")
+    group.add_argument("--language", help="spoken language (English-only models: en)")
+
+
+def _live_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="captions",
+        help="preset from configs/<mode>.toml (default captions)",
+    )
+    parser.add_argument("--config", help="a TOML file overriding the preset")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--input", help="play a file through the live pipeline")
+    source.add_argument(
+        "--device",
+        help="input device: index or name substring, or 'monitor' for what this machine plays",
+    )
+    parser.add_argument(
+        "--pace",
+        choices=("realtime", "fast"),
+        help="file input: wall-clock pace or as fast as possible",
+    )
+    parser.add_argument("--plain", action="store_true", help="committed text only, no TUI")
+    parser.add_argument("--emit-log", help="write one JSON line per committed word here")
+    parser.add_argument("--transcript", help="meeting transcript directory (JSONL, MD, SRT, VTT)")
+    parser.add_argument(
+        "--type",
+        dest="type_text",
+        action="store_true",
+        help="type committed text into the focused window",
+    )
+    parser.add_argument("--vad-aggressiveness", type=int, help="0-3 (webrtcvad)")
+    parser.add_argument("--min-step-ms", type=int, help="least new audio between decodes")
+    _model_args(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamer", description="Real-time transcription with Whisper on ONNX Runtime."
+    )
+    commands = parser.add_subparsers(dest="command")
+
+    _live_args(commands.add_parser("live", help="live captions (the default command)"))
+
+    transcribe = commands.add_parser("transcribe", help="transcribe audio files")
+    transcribe.add_argument("files", nargs="+", metavar="FILE")
+    transcribe.add_argument("--format", choices=("txt", "srt", "vtt", "jsonl"), default="txt")
+    transcribe.add_argument("--output", help="directory for one output file per input")
+    transcribe.add_argument("--initial-prompt", help="text that primes the vocabulary")
+    _model_args(transcribe)
+
+    models = commands.add_parser("models", help="build or list models")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    build = models_sub.add_parser("build", help="build models/whisper-tiny.en from the weights")
+    build.add_argument("--force", action="store_true", help="rebuild even if present")
+    models_sub.add_parser("list", help="show model directories and their precisions")
+
+    commands.add_parser("devices", help="list audio input devices")
+
+    bench = commands.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    offline = bench_sub.add_parser("offline", help="WER and speed vs faster-whisper")
+    offline.add_argument("--manifest", required=True)
+    offline.add_argument("--threads", type=int, default=2)
+    offline.add_argument("--limit", type=int, help="first N items of each set")
+    offline.add_argument("--sets", default="librispeech,longform")
+    offline.add_argument("--no-reference", action="store_true", help="skip faster-whisper")
+    offline.add_argument("--model-device", choices=("auto", "cpu", "cuda"), default="cpu")
+    stream = bench_sub.add_parser("stream", help="streaming latency and WER")
+    stream.add_argument("--manifest", required=True)
+    stream.add_argument("--pace", choices=("realtime", "fast"), default="realtime")
+    stream.add_argument("--limit", type=int)
+    stream.add_argument("--mode", choices=MODES, default="captions")
+    soak = bench_sub.add_parser("soak", help="hours of audio on the virtual clock")
+    soak.add_argument("--minutes", type=float, default=60.0)
+    soak.add_argument("--manifest", help="speech to loop (default: generated)")
+    return parser
+
+
+def _model_overrides(args: argparse.Namespace) -> dict:
+    model, decode = {}, {}
+    if getattr(args, "model", None):
+        model["path"] = args.model
+    if getattr(args, "precision", None):
+        model["precision"] = args.precision
+    if getattr(args, "model_device", None):
+        model["device"] = args.model_device
+    if getattr(args, "threads", None) is not None:
+        model["intra_op_threads"] = args.threads
+    if getattr(args, "beam_size", None) is not None:
+        decode["beam_size"] = args.beam_size
+    if getattr(args, "language", None):
+        decode["language"] = args.language
+    return {key: value for key, value in (("model", model), ("decode", decode)) if value}
+
+
+def live_config(args: argparse.Namespace) -> Config:
+    """Preset <- --config <- flags."""
+    overrides = _model_overrides(args)
+    if args.vad_aggressiveness is not None:
+        overrides.setdefault("vad", {})["aggressiveness"] = args.vad_aggressiveness
+    if args.min_step_ms is not None:
+        overrides.setdefault("stream", {})["min_step_ms"] = args.min_step_ms
+    if args.pace:
+        overrides.setdefault("stream", {})["pace"] = args.pace
+    if args.device:
+        overrides.setdefault("audio", {})["device"] = args.device
+    if args.plain or not sys.stdout.isatty():
+        overrides.setdefault("ui", {})["plain"] = True
+    output = {}
+    if args.emit_log:
+        output["emit_log"] = args.emit_log
+    if args.transcript:
+        output["transcript_dir"] = args.transcript
+    if args.type_text:
+        output["type_text"] = True
+    if output:
+        overrides["output"] = output
+    return load_config(args.mode, args.config, overrides)
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from streamer.formats import render
+    from streamer.transcribe import Engine, transcribe_file
+
+    config = load_config("captions", None, _model_overrides(args))
+    decode = config.decode
+    if args.initial_prompt:
+        decode = replace(decode, initial_prompt=args.initial_prompt)
+    if args.output:
+        out_dir = Path(args.output)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(
+                f"cannot create output directory {out_dir}: {error.strerror}"
+            ) from error
+    engine = Engine(config.model, log=_err)
+    _err(f"model: {engine.describe()}")
+    for path in args.files:
+        with _progress(Path(path).name) as progress:
+            result = transcribe_file(engine, path, decode, progress)
+        text = render(result.transcript, args.format)
+        rtf = result.compute_s / max(result.transcript.duration_s, 1e-9)
+        if args.output:
+            target = Path(args.output) / f"{Path(path).stem}.{args.format}"
+            _write_text(target, text)
+            _err(f"{path} -> {target} ({result.transcript.duration_s:.1f} s audio, RTF {rtf:.3f})")
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    return 0
+
+
+def _write_text(target: Path, text: str) -> None:
+    from streamer.errors import SinkError
+
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise SinkError(
+            f"cannot write {target}: {error.strerror}; choose another --output"
+        ) from error
+
+
+class _progress:
+    """A rich progress bar on a terminal's stderr; nothing otherwise."""
+
+    def __init__(self, label: str):
+        self.label, self.bar, self.task = label, None, None
+
+    def __enter__(self):
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TimeRemainingColumn
+
+            self.bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                "[progress.percentage]{task.percentage:>3.0f}%",
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=1.0)
+            return lambda fraction: self.bar.update(self.task, completed=fraction)
+        return None
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from streamer.models import build_default, list_models
+
+    if args.models_command == "build":
+        path = build_default(force=args.force, log=_err)
+        _err(f"model ready: {path}")
+        return 0
+    listings = list_models()
+    if not listings:
+        print("no models yet; build one with: streamer models build")
+        return 0
+    for item in listings:
+        print(
+            f"{item.name:24s} {','.join(item.precisions):10s} {item.size_mb:7.1f} MB  "
+            f"{item.source}  {item.path}"
+        )
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from streamer.devices import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        print("no audio input devices found")
+        return 1
+    for device in devices:
+        marks = ("*" if device.is_default else " ") + ("M" if device.is_monitor else " ")
+        print(
+            f"{device.index:3d} {marks} {device.name}  ({device.host_api}, "
+            f"{device.default_samplerate:.0f} Hz, {device.max_input_channels} ch)"
+        )
+    print("* default   M monitor (records what this machine plays)")
+    return 0
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from streamer.app import run_live
+
+    return run_live(live_config(args), input_path=args.input)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from streamer import bench
+
+    return bench.main(args)
+
+
+COMMANDS = {
+    "live": cmd_live,
+    "transcribe": cmd_transcribe,
+    "models": cmd_models,
+    "devices": cmd_devices,
+    "bench": cmd_bench,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["live", *argv]  # live captions are the default command
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except StreamerError as error:
+        _err(f"streamer: error: {error}")
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

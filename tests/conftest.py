@@ -1,0 +1,43 @@
+"""Session-wide fixtures: the real model (built once), engines loaded once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL_DIR = ROOT.parent / "shared" / "eval"
+SEED_DIR = ROOT.parent / "shared" / "seed"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def require_eval() -> Path:
+    """The shared evaluation audio, or a skip that says why."""
+    if not (EVAL_DIR / "manifest.jsonl").exists():
+        pytest.skip(f"evaluation audio not found at {EVAL_DIR} (../shared/eval)")
+    return EVAL_DIR
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    from streamer.models import build_default
+
+    return build_default(log=lambda _: None, full_check=False)
+
+
+@pytest.fixture(scope="session")
+def engine(model_dir):
+    from streamer.config import ModelConfig
+    from streamer.transcribe import Engine
+
+    return Engine(ModelConfig(precision="int8", device="cpu"), log=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def engine_fp32(model_dir):
+    from streamer.config import ModelConfig
+    from streamer.transcribe import Engine
+
+    return Engine(ModelConfig(precision="fp32", device="cpu"), log=lambda _: None)

@@ -1,0 +1,166 @@
+"""The engine on real parts: our ONNX files, the real tokenizer, generated speech."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from audio_fixtures import require_espeak, speech_samples, white_noise
+from conftest import SEED_DIR
+
+from streamer.config import DecodeOptions
+from streamer.frontend import log_mel_spectrogram, mel_filters, window_features
+from streamer.transcribe import transcribe_audio
+
+SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
+SIGNATURE = Path(__file__).parent / "data" / "decoder_model_merged.signature.json"
+ONNX_DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64", "tensor(bool)": "bool"}
+
+
+def _wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normalize = EnglishTextNormalizer()
+    return jiwer.wer(normalize(reference), normalize(hypothesis))
+
+
+# --- frontend -------------------------------------------------------------------------------
+
+
+def test_log_mel_matches_reference_on_speech():
+    """Our numpy log-mel equals faster-whisper's reference implementation within 1e-4."""
+    require_espeak()
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    audio = np.concatenate([speech_samples(SENTENCE), white_noise(1.0, -40.0)]).astype(np.float32)
+    reference = FeatureExtractor(feature_size=80)(audio, padding=0)
+    ours = log_mel_spectrogram(audio)
+    n = min(reference.shape[1], ours.shape[1])
+    assert ours.shape[0] == 80 and abs(reference.shape[1] - ours.shape[1]) <= 1
+    assert np.abs(reference[:, :n] - ours[:, :n]).max() < 1e-4
+    assert np.abs(FeatureExtractor(feature_size=80).mel_filters - mel_filters()).max() < 1e-6
+
+
+def test_window_features_pads_in_mel_space():
+    """Frames after the audio are 0.0, as Whisper's transcribe pads the sliced mel."""
+    audio = white_noise(2.0, -30.0).astype(np.float32)
+    features = window_features(audio)
+    assert features.shape == (1, 80, 3000)
+    assert np.all(features[0, :, 200:] == 0.0)
+    assert np.abs(features[0, :, :200]).max() > 0.1
+
+
+# --- model files ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"], ids=["fp32", "int8"])
+def test_decoder_signature_matches_seed(model_dir, precision):
+    """Names, dtypes and dynamic axes of the merged decoder are those of the seed export."""
+    seed = json.loads(SIGNATURE.read_text())
+    if (SEED_DIR / SIGNATURE.name).exists():  # the committed copy is the seed's
+        assert json.loads((SEED_DIR / SIGNATURE.name).read_text()) == seed
+    name = (
+        "decoder_model_merged.onnx"
+        if precision == "fp32"
+        else ("decoder_model_merged_quantized.onnx")
+    )
+    session = ort.InferenceSession(str(model_dir / name), providers=["CPUExecutionProvider"])
+    config = json.loads((model_dir / "config.json").read_text())
+    for kind, ours in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
+        by_name = {item.name: item for item in ours}
+        assert [item.name for item in ours] == [item["name"] for item in seed[kind]]
+        for expected in seed[kind]:
+            got = by_name[expected["name"]]
+            assert ONNX_DTYPES[got.type] == expected["dtype"]
+            shape = list(expected["shape"])
+            if expected["name"] == "logits":  # the vocabulary is the model's own (tiny.en)
+                shape[-1] = config["vocab_size"]
+            assert [str(d) for d in got.shape] == [str(d) for d in shape], expected["name"]
+
+
+def test_model_metadata_records_dims(model_dir):
+    import onnx
+
+    model = onnx.load(str(model_dir / "encoder_model.onnx"), load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["whisper.n_audio_layer"] == "4" and props["whisper.n_vocab"] == "51864"
+    assert props["whisper.sot_id"] == "50257"
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+
+def test_cached_decoding_equals_uncached(engine_fp32):
+    """Greedy decoding from the KV cache gives the tokens and logits of full recomputation."""
+    require_espeak()
+    features = engine_fp32.encode(speech_samples(SENTENCE))
+    decoder = engine_fp32.decoder
+    tokens = [engine_fp32.tokenizer.special.sot, engine_fp32.tokenizer.special.no_timestamps]
+    first = decoder.prefill(np.array([tokens]), features)
+    cache, logits = first.cache, first.logits[0, -1]
+    cached_tokens, uncached_tokens = list(tokens), list(tokens)
+    for _ in range(12):
+        cached_tokens.append(int(logits.argmax()))
+        full = decoder.prefill(np.array([uncached_tokens]), features).logits[0, -1]
+        uncached_tokens.append(int(full.argmax()))
+        assert np.allclose(logits, full, atol=2e-3), "cached logits drift from recomputation"
+        out = decoder.step(np.array([[cached_tokens[-1]]]), cache)
+        cache, logits = out.cache, out.logits[0, -1]
+    assert cached_tokens == uncached_tokens
+    assert cache.offset == len(cached_tokens)
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_espeak_sentence_is_recognized(engine, engine_fp32, precision):
+    require_espeak()
+    chosen = engine if precision == "int8" else engine_fp32
+    transcript = transcribe_audio(chosen, speech_samples(SENTENCE))
+    assert _wer(SENTENCE, transcript.text) < 0.3, transcript.text
+    segment = transcript.segments[0]
+    assert 0.0 <= segment.start_s < segment.end_s <= transcript.duration_s + 0.5
+
+
+def test_beam_search_recognizes_the_sentence(engine):
+    require_espeak()
+    transcript = transcribe_audio(
+        engine, speech_samples(SENTENCE), replace(DecodeOptions(), beam_size=4)
+    )
+    assert _wer(SENTENCE, transcript.text) < 0.3, transcript.text
+
+
+@pytest.mark.parametrize("kind", ["silence", "faint-noise"])
+def test_no_text_without_speech(engine, kind):
+    audio = np.zeros(16000 * 8, np.float32) if kind == "silence" else white_noise(8.0, -60.0)
+    transcript = transcribe_audio(engine, audio.astype(np.float32))
+    assert transcript.text == "", transcript.text
+
+
+def test_prefix_resumes_decoding(engine):
+    """A teacher-forced prefix is kept verbatim and decoding continues after it."""
+    require_espeak()
+    features = engine.encode(speech_samples(SENTENCE))
+    task = engine.task(replace(DecodeOptions(), without_timestamps=True))
+    full = task.run(features)
+    prefix = list(full.tokens[:4])
+    resumed = task.run(features, prefix=prefix)
+    assert resumed.tokens[:4] == tuple(prefix)
+    assert resumed.tokens == full.tokens
+    assert resumed.prefix_length == 4
+
+
+def test_long_audio_seeks_across_windows(engine):
+    """70 s of audio (speech, silence, speech) is decoded over several 30 s windows."""
+    require_espeak()
+    speech = speech_samples(SENTENCE)
+    gap = np.zeros(16000 * 25, np.float32)
+    audio = np.concatenate([speech, gap, speech, gap, speech])
+    transcript = transcribe_audio(engine, audio)
+    starts = [s.start_s for s in transcript.segments]
+    assert starts == sorted(starts)
+    assert transcript.text.lower().count("fox") == 3, transcript.text
+    assert transcript.segments[-1].end_s <= len(audio) / 16000 + 0.5

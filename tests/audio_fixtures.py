@@ -220,8 +220,12 @@ def virtual_microphone() -> Iterator[VirtualMicrophone]:
             _stop_server(server)
 
 
-def _start_server() -> subprocess.Popen:
-    """Run ``pulseaudio`` in the foreground as our child, so that we know its pid for sure."""
+def _start_server() -> subprocess.Popen | None:
+    """Run ``pulseaudio`` in the foreground as our child, so that we know its pid for sure.
+
+    Returns None when another server won the race to start (a parallel test): that one is used
+    and is not ours to stop.
+    """
     # As root it warns "not intended to be run as root" and works; --disallow-exit and no idle
     # exit keep it up for the whole test even when no client is connected.
     server = subprocess.Popen(
@@ -239,6 +243,8 @@ def _start_server() -> subprocess.Popen:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if server.poll() is not None:
+            if _server_running():
+                return None
             pytest.skip(f"pulseaudio could not start (exit status {server.returncode})")
         if _server_running():
             return server

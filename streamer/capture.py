@@ -176,9 +176,9 @@ class MicSource:
         """
         self._close_stream()
         refresh_portaudio()
-        self._lost = ""
-        self._closed = False
         self._open(resolve_input_device(self.device_spec))
+        self._lost = ""  # only now: a failed attempt leaves read() raising DeviceLostError
+        self._closed = False
 
     def __enter__(self) -> MicSource:
         self.start()

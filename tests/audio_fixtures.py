@@ -3,7 +3,9 @@
 Nothing here downloads data. Tests that need a missing tool call ``require_espeak()`` or
 ``require_pulseaudio()`` (or use the ``needs_*`` markers) and are skipped with the reason.
 
-    from tests.audio_fixtures import speech_samples, silence, virtual_microphone
+    from audio_fixtures import speech_samples, silence, virtual_microphone
+
+(tests/conftest.py puts tests/ on sys.path.)
 """
 
 from __future__ import annotations

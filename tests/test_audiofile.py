@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -99,16 +100,19 @@ def test_stream_audio_matches_read_audio(tmp_path, rate, block_samples):
 
 
 def test_stream_audio_never_holds_the_whole_file(tmp_path):
-    """A long file streams in small reads: each block is produced before the file is read."""
+    """A minute of 48 kHz audio (11 MB as float32) streams within a small, bounded memory."""
     path = tmp_path / "long.wav"
     with soundfile.SoundFile(path, "w", 48000, 1, "PCM_16") as sound:
         for _ in range(60):  # one minute in one-second writes
             sound.write(tone(1.0, 440, -20, rate=48000))
-    blocks = stream_audio(path, 1600)
-    first = next(blocks)
-    assert len(first) == 1600
-    remaining = sum(len(block) for block in blocks)
-    assert 1600 + remaining == pytest.approx(60 * SAMPLE_RATE, abs=2)
+    tracemalloc.start()
+    try:
+        n_samples = sum(len(block) for block in stream_audio(path, 1600))
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n_samples == pytest.approx(60 * SAMPLE_RATE, abs=2)
+    assert peak_bytes < 1_000_000, f"peak {peak_bytes / 1e6:.1f} MB while streaming"
 
 
 def test_stream_audio_rejects_a_bad_file_before_iteration(tmp_path):

@@ -140,6 +140,8 @@ def test_device_loss_is_reported_and_capture_resumes_after_reopen():
             source.read(0.1)  # stays reported until reopened
         with pytest.raises(AudioDeviceError, match="no input device matches"):
             source.reopen()  # still missing: a one-line error, the caller retries later
+        with pytest.raises(DeviceLostError):
+            source.read(0.1)  # a failed reopen leaves it reported, never a silent wait
 
         lost_mic.load()
         source.reopen()

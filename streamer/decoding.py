@@ -221,6 +221,7 @@ class DecodingResult:
     temperature: float
     prefix_length: int = 0  # tokens of ``tokens`` that were forced (teacher-forced prefix)
     cross_attentions: tuple[np.ndarray, ...] | None = None  # alignment heads, (tokens, frames)
+    draft_accepted: int = 0  # draft tokens kept without a decoder call of their own
 
 
 class DecodeTask:
@@ -283,10 +284,16 @@ class DecodeTask:
         temperature: float = 0.0,
         max_new_tokens: int | None = None,
         want_alignment: bool = False,
-        cache_out: list | None = None,
+        draft: list[int] | None = None,
     ) -> DecodingResult:
-        """Decode one window. ``prefix`` tokens are forced after the start sequence (and
-        prefilled with the prompt in one call); decoding continues from there."""
+        """Decode one window.
+
+        ``prefix`` tokens are forced after the start sequence. ``draft`` tokens (greedy only;
+        typically the previous hypothesis of a streaming window) are prefilled together with
+        the prompt and prefix in the same call and accepted while they equal what greedy
+        decoding would pick; decoding resumes at the first disagreement from the cache of the
+        accepted tokens, so the result is exactly the greedy result, at a fraction of the
+        calls."""
         options = self.options
         without_timestamps = options.without_timestamps
         initial = self.initial_tokens(prompt or [], without_timestamps)
@@ -296,33 +303,32 @@ class DecodeTask:
         n_ctx = self.decoder.info.n_text_ctx
         limit = n_ctx // 2 if max_new_tokens is None else max_new_tokens
         limit = min(limit, n_ctx - sample_begin - 1)
-
-        if temperature > 0:
-            search: GreedySearch | BeamSearch = GreedySearch(
-                temperature, self.tokenizer.special.eot, self.rng
-            )
-            n_rows = options.best_of
-        elif options.beam_size > 1:
-            search = BeamSearch(options.beam_size, self.tokenizer.special.eot, options.patience)
-            n_rows = options.beam_size
-        else:
-            search = GreedySearch(0.0, self.tokenizer.special.eot, self.rng)
-            n_rows = 1
+        search, n_rows = self._search(temperature)
+        draft = list(draft or [])[: max(0, limit)] if n_rows == 1 and temperature == 0 else []
         filters = self._filters(sample_begin, without_timestamps)
 
         first = self.decoder.prefill(
-            np.array([initial + prefix]), audio_features, want_attention=want_alignment
+            np.array([initial + prefix + draft]), audio_features, want_attention=want_alignment
         )
         no_speech_prob = float(
             np.exp(log_softmax(first.logits[0, sot_index])[self.tokenizer.special.no_speech])
         )
-        prefix_logprob = _forced_logprob(first.logits[0], initial, prefix)
-        tokens = np.array([initial + prefix] * n_rows, dtype=np.int64)
-        cache = first.cache.reorder(np.zeros(n_rows, dtype=np.int64))
-        logits = np.repeat(first.logits[:, -1], n_rows, axis=0)
-        sum_logprobs = np.full(n_rows, prefix_logprob)
-        attention_steps = [first.cross_attentions] if want_alignment else []
-        for _ in range(max(0, limit)):
+        tokens = np.array([initial + prefix], dtype=np.int64)
+        sum_logprobs = np.full(1, _forced_logprob(first.logits[0], initial, prefix))
+        tokens = self._accept_draft(first.logits[0], tokens, draft, filters, search, sum_logprobs)
+        position = tokens.shape[1] - 1  # the logits row that predicts the next token
+        cache = first.cache.truncate(tokens.shape[1]) if draft else first.cache
+        cache = cache.reorder(np.zeros(n_rows, dtype=np.int64))
+        tokens = np.repeat(tokens, n_rows, axis=0)
+        sum_logprobs = np.repeat(sum_logprobs, n_rows)
+        logits = np.repeat(first.logits[:, position], n_rows, axis=0)
+        attention_steps = []
+        if want_alignment:  # prefill rows that predicted prefix, accepted draft and next token
+            attention_steps = [
+                [a[:, :, len(initial) - 1 : position + 1] for a in first.cross_attentions]
+            ]
+        n_accepted = tokens.shape[1] - sample_begin
+        for _ in range(max(0, limit - n_accepted)):
             for logit_filter in filters:
                 logit_filter.apply(logits, tokens)
             tokens, source_rows, finished = search.step(tokens, logits, sum_logprobs)
@@ -334,11 +340,9 @@ class DecodeTask:
             if want_alignment:
                 attention_steps.append(out.cross_attentions)
         best = rank(search.candidates(tokens, sum_logprobs, len(initial)), options.length_penalty)
-        if cache_out is not None:
-            cache_out.append(cache)
         text = self.tokenizer.decode(best.tokens)
         alignment = (
-            _alignment_weights(attention_steps, self.decoder.info.alignment_heads, len(initial))
+            _alignment_weights(attention_steps, self.decoder.info.alignment_heads)
             if want_alignment
             else None
         )
@@ -352,7 +356,43 @@ class DecodeTask:
             temperature=temperature,
             prefix_length=len(prefix),
             cross_attentions=alignment,
+            draft_accepted=n_accepted,
         )
+
+    def _search(self, temperature: float) -> tuple[GreedySearch | BeamSearch, int]:
+        """The token search for this temperature, and how many rows it decodes at once."""
+        eot = self.tokenizer.special.eot
+        if temperature > 0:
+            return GreedySearch(temperature, eot, self.rng), self.options.best_of
+        if self.options.beam_size > 1:
+            return BeamSearch(self.options.beam_size, eot, self.options.patience), (
+                self.options.beam_size
+            )
+        return GreedySearch(0.0, eot, self.rng), 1
+
+    @staticmethod
+    def _accept_draft(
+        logits: np.ndarray,
+        tokens: np.ndarray,
+        draft: list[int],
+        filters: list[LogitFilter],
+        search,
+        sum_logprobs: np.ndarray,
+    ) -> np.ndarray:
+        """Extend ``tokens`` (1, n) with the draft tokens greedy decoding agrees with.
+
+        ``logits`` (positions, n_vocab) are the prefill's; row ``n - 1 + i`` predicts draft[i].
+        """
+        for token in draft:
+            row = logits[tokens.shape[1] - 1][None].copy()
+            for logit_filter in filters:
+                logit_filter.apply(row, tokens)
+            if int(row[0].argmax()) != token:
+                break
+            tokens, _, finished = search.step(tokens, row, sum_logprobs)
+            if finished:  # a draft never contains end-of-text; keep the invariant anyway
+                return tokens[:, :-1]
+        return tokens
 
 
 def _forced_logprob(logits: np.ndarray, initial: list[int], prefix: list[int]) -> float:
@@ -364,14 +404,14 @@ def _forced_logprob(logits: np.ndarray, initial: list[int], prefix: list[int]) -
     return float(logprobs[np.arange(len(prefix)), prefix].sum())
 
 
-def _alignment_weights(steps: list, heads: tuple[tuple[int, int], ...], sample_start: int):
-    """Cross-attention of the alignment heads for the sampled tokens (row 0 of the batch):
-    one (n_tokens, n_frames) array per head."""
+def _alignment_weights(steps: list, heads: tuple[tuple[int, int], ...]):
+    """Cross-attention of the alignment heads, row k for the query that predicted sampled
+    token k (row 0 of the batch): one (n_rows, n_frames) array per head."""
     if not steps or steps[0] is None or not heads:
         return None
     per_head = []
     for layer, head in heads:
-        rows = [steps[0][layer][0, head, sample_start - 1 :]]
+        rows = [steps[0][layer][0, head]]
         rows += [step[layer][0, head, -1:] for step in steps[1:]]
         per_head.append(np.concatenate(rows, axis=0))
     return tuple(per_head)

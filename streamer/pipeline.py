@@ -1,0 +1,390 @@
+"""Threads of live transcription: capture -> VAD -> ring buffer -> inference -> events.
+
+The capture thread reads the source, feeds the VAD and the ring buffer and never waits on the
+model. The inference thread decodes the current utterance whenever enough new audio arrived
+and posts typed events (Committed, Tentative, Endpoint, Stats, Notice) on a bounded queue
+that the caller drains. This is the only module that creates threads; stopping is one Event,
+and an exception in a worker is re-raised in the caller by ``next_event``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from streamer.audio import SAMPLE_RATE, ms_to_samples, seconds_to_samples
+from streamer.buffer import RingBuffer
+from streamer.capture import AudioSource, DeviceLostError
+from streamer.config import Config
+from streamer.streaming import StepResult, StreamingTranscriber
+from streamer.transcribe import Engine
+from streamer.types import (
+    Committed,
+    Endpoint,
+    Notice,
+    PipelineEvent,
+    SpeechEnd,
+    SpeechStart,
+    Stats,
+    Tentative,
+    VadEvent,
+)
+from streamer.vad import VadGate
+
+JOIN_TIMEOUT_S = 5.0
+POLL_S = 0.01
+REOPEN_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The stream ended (or stop was asked) and everything was committed."""
+
+    reason: str  # "end_of_stream" | "stopped"
+
+
+@dataclass(frozen=True)
+class _StreamEnd:
+    """Capture saw the end of the source at ``end_sample``."""
+
+    end_sample: int
+
+
+@dataclass
+class _CaptureState:
+    """Written by the capture thread only; read (racily, for display) by the others."""
+
+    captured_samples: int = 0
+    first_capture_s: float | None = None  # clock time of the first sample
+    level_db: float = -120.0
+    vad_state: str = "silence"
+    xruns: int = 0
+    dropped_blocks: int = 0
+
+
+class Pipeline:
+    """Live transcription of one audio source. Use as a context manager or start()/stop()."""
+
+    def __init__(
+        self,
+        source: AudioSource,
+        engine: Engine,
+        config: Config,
+        virtual_clock: bool = False,
+        output_queue_size: int = 1000,
+    ):
+        self.source, self.engine, self.config = source, engine, config
+        self.virtual_clock = virtual_clock
+        self.stop_event = threading.Event()
+        self.ring = RingBuffer(seconds_to_samples(config.audio.ring_seconds))
+        self.vad = VadGate(config.vad)
+        self.transcriber = StreamingTranscriber(engine, config.decode, config.stream)
+        self._vad_events: queue.Queue = queue.Queue(maxsize=10_000)
+        self._out: queue.Queue = queue.Queue(maxsize=output_queue_size)
+        self._errors: queue.Queue = queue.Queue()
+        self._capture = _CaptureState()
+        self._threads: list[threading.Thread] = []
+        self._dropped_events = 0
+        self._decoded_end = 0
+        self._rtf = 0.0
+        self._last_latency: float | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        self.source.start()
+        self._threads = [
+            threading.Thread(
+                target=self._guard, args=(self._capture_loop,), name="streamer-capture", daemon=True
+            ),
+            threading.Thread(
+                target=self._guard,
+                args=(self._inference_loop,),
+                name="streamer-inference",
+                daemon=True,
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Ask every thread to finish (the tentative tail is committed) and join them."""
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(JOIN_TIMEOUT_S)
+        self.source.stop()
+
+    def alive_threads(self) -> list[str]:
+        return [thread.name for thread in self._threads if thread.is_alive()]
+
+    def __enter__(self) -> Pipeline:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _guard(self, loop) -> None:
+        """Run a worker loop; an exception stops everything and reaches the caller."""
+        try:
+            loop()
+        except BaseException as error:  # noqa: BLE001 - forwarded, re-raised by next_event
+            self._errors.put(error)
+            self.stop_event.set()
+
+    def next_event(self, timeout_s: float) -> PipelineEvent | Finished | None:
+        """The next event for the UI/sinks; re-raises a worker's exception here."""
+        try:
+            raise self._errors.get_nowait()
+        except queue.Empty:
+            pass
+        try:
+            return self._out.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+
+    def _emit(self, event, essential: bool = True) -> None:
+        """Committed text, endpoints and notices wait for room; the rest may be dropped."""
+        if essential:
+            while True:
+                try:
+                    self._out.put(event, timeout=0.1)
+                    return
+                except queue.Full:
+                    if self.stop_event.is_set() and self._out.full():
+                        self._drain_droppable()
+        try:
+            self._out.put_nowait(event)
+        except queue.Full:
+            self._dropped_events += 1
+
+    def _drain_droppable(self) -> None:
+        """Make room by discarding stale tentative/stats events (never commits)."""
+        kept = []
+        while True:
+            try:
+                event = self._out.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(event, (Tentative, Stats)):
+                kept.append(event)
+        for event in kept:
+            self._out.put_nowait(event)
+
+    # --- capture thread ------------------------------------------------------------------------
+
+    def _capture_loop(self) -> None:
+        state = self._capture
+        block_samples = ms_to_samples(self.config.audio.block_ms)
+        while not self.stop_event.is_set():
+            if self.virtual_clock:
+                self._wait_for_room(block_samples)
+            try:
+                block = self.source.read(timeout_s=0.1)
+            except DeviceLostError as error:
+                self._emit(Notice(f"{error}; waiting for the device to return"))
+                self._reopen_when_back()
+                continue
+            if block is None:
+                if self.source.closed:
+                    break
+                continue
+            if state.first_capture_s is None:
+                state.first_capture_s = block.captured_at_s - len(block.samples) / SAMPLE_RATE
+            samples = self._align(block.start_sample, block.samples)
+            self.ring.write(samples)
+            events = self.vad.process(samples)
+            state.captured_samples = self.ring.end_sample
+            state.level_db, state.vad_state = self.vad.level_db, self.vad.state
+            state.xruns, state.dropped_blocks = self.source.xruns, self.source.dropped_blocks
+            for event in events:
+                self._post_vad(event)
+        for event in self.vad.flush():
+            self._post_vad(event)
+        self._post_vad(_StreamEnd(self.ring.end_sample))
+
+    def _align(self, start_sample: int, samples: np.ndarray) -> np.ndarray:
+        """Keep the ring contiguous in absolute time: silence fills a gap (device lost and
+        back), an overlap is dropped."""
+        gap = start_sample - self.ring.end_sample
+        if gap > 0:
+            fill = min(gap, self.ring.capacity_samples)
+            return np.concatenate([np.zeros(fill, dtype=np.float32), samples])
+        if gap < 0:
+            return samples[-gap:]
+        return samples
+
+    def _wait_for_room(self, block_samples: int) -> None:
+        """Virtual clock only: capture may not lap the inference thread in the ring."""
+        limit = self.ring.capacity_samples - 2 * block_samples
+        while (
+            self.ring.end_sample - self.ring.consumed_sample > limit
+            and not self.stop_event.is_set()
+        ):
+            time.sleep(POLL_S)
+
+    def _reopen_when_back(self) -> None:
+        reopen = getattr(self.source, "reopen", None)
+        while not self.stop_event.wait(REOPEN_EVERY_S):
+            if reopen is None:
+                return
+            try:
+                reopen()
+            except DeviceLostError:
+                continue
+            except Exception as error:  # noqa: BLE001 - any other failure means: still gone
+                if "lost" not in str(error).lower() and "not found" not in str(error).lower():
+                    raise
+                continue
+            self._emit(Notice("input device is back; capture resumed", "info"))
+            return
+
+    def _post_vad(self, event: VadEvent | _StreamEnd) -> None:
+        try:
+            self._vad_events.put_nowait(event)
+        except queue.Full:  # 10k pending endpoints means inference is hopelessly behind
+            self._dropped_events += 1
+
+    # --- inference thread ----------------------------------------------------------------------
+
+    def _inference_loop(self) -> None:
+        stream = self.config.stream
+        min_step = ms_to_samples(stream.min_step_ms)
+        pending: deque = deque()
+        cursor = 0  # audio up to here has been considered
+        last_decode = 0
+        in_speech = False
+        stream_end: int | None = None
+        virtual_now = 0.0
+        while not self.stop_event.is_set():
+            while True:
+                try:
+                    event = self._vad_events.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(event, _StreamEnd):
+                    stream_end = event.end_sample
+                else:
+                    pending.append(event)
+            available = self.ring.end_sample
+            if self.virtual_clock:
+                limit = max(last_decode + min_step, int(virtual_now * SAMPLE_RATE), cursor)
+                if available < limit and stream_end is None:
+                    time.sleep(POLL_S)
+                    continue
+                limit = min(limit, available)
+            else:
+                limit = available
+                due = in_speech and limit - last_decode >= min_step
+                event_due = pending and _event_sample(pending[0]) <= limit
+                if not due and not event_due and stream_end is None:
+                    time.sleep(POLL_S)
+                    continue
+            while pending and _event_sample(pending[0]) <= limit:
+                event = pending.popleft()
+                if isinstance(event, SpeechStart):
+                    in_speech = True
+                    self.transcriber.start_utterance(event.start_sample)
+                    last_decode = max(last_decode, event.start_sample)
+                else:
+                    virtual_now = self._end_utterance(event, virtual_now, last_decode)
+                    last_decode = max(last_decode, event.end_sample)
+                    in_speech = False
+            if in_speech and limit - last_decode >= min_step:
+                virtual_now = self._decode_step(limit, virtual_now)
+                last_decode = limit
+            if not in_speech:
+                self.ring.consume(max(0, limit - ms_to_samples(self.config.vad.pre_roll_ms)))
+            cursor = limit
+            if self.virtual_clock:
+                virtual_now = max(virtual_now, limit / SAMPLE_RATE)
+            if stream_end is not None and not pending and cursor >= stream_end:
+                self._finish("end_of_stream", virtual_now)
+                return
+        self._finish("stopped", virtual_now)
+
+    def _now(self, virtual_now: float) -> float:
+        if self.virtual_clock:
+            return virtual_now
+        first = self._capture.first_capture_s
+        return 0.0 if first is None else time.monotonic() - first
+
+    def _decode_step(self, end_sample: int, virtual_now: float) -> float:
+        start = self.transcriber.window_start
+        audio = self._window(start, end_sample)
+        result = self.transcriber.step(audio, None if self.virtual_clock else self._now(0.0))
+        self._decoded_end = end_sample
+        virtual_now = max(virtual_now, end_sample / SAMPLE_RATE) + result.compute_s
+        if self.virtual_clock:
+            result = _restamp(result, virtual_now)
+        self._publish(result, end_sample - start)
+        self.transcriber.maybe_trim(end_sample)
+        self.ring.consume(min(self.transcriber.window_start, self.ring.end_sample))
+        return virtual_now
+
+    def _end_utterance(self, event: SpeechEnd, virtual_now: float, last_decode: int) -> float:
+        """Decode the tail (unless the last step already covered it) and commit it all."""
+        if last_decode < event.end_sample:
+            virtual_now = self._decode_step(event.end_sample, virtual_now)
+        now = virtual_now if self.virtual_clock else self._now(0.0)
+        result = self.transcriber.endpoint(event.end_sample, now)
+        self._publish(result, 0)
+        self._emit(Endpoint(event.end_sample, event.reason, now))
+        return virtual_now
+
+    def _window(self, start: int, end: int) -> np.ndarray:
+        first, audio = self.ring.read_clipped(start, end)
+        if first > start:  # overwritten (inference fell far behind): pad, and it is counted
+            audio = np.concatenate([np.zeros(first - start, dtype=np.float32), audio])
+        return audio
+
+    def _publish(self, result: StepResult, window_samples: int) -> None:
+        if result.committed:
+            self._last_latency = result.committed[-1].emitted_at_s - (
+                result.committed[-1].end_sample / SAMPLE_RATE
+            )
+            self._emit(Committed(result.committed))
+        self._emit(result.tentative, essential=False)
+        if window_samples:
+            step_rtf = result.compute_s / max(self.config.stream.min_step_ms / 1000, 1e-3)
+            self._rtf = step_rtf if self._rtf == 0 else 0.8 * self._rtf + 0.2 * step_rtf
+        self._emit(self.stats(), essential=False)
+
+    def stats(self) -> Stats:
+        capture = self._capture
+        dropped = self.ring.dropped_samples + capture.dropped_blocks * ms_to_samples(
+            self.config.audio.block_ms
+        )
+        return Stats(
+            captured_samples=capture.captured_samples,
+            decoded_samples=self._decoded_end,
+            real_time_factor=self._rtf,
+            dropped_samples=dropped,
+            xruns=capture.xruns,
+            vad_state=capture.vad_state,
+            input_level_db=capture.level_db,  # type: ignore[arg-type]
+            last_commit_latency_s=self._last_latency,
+        )
+
+    def _finish(self, reason: str, virtual_now: float) -> None:
+        """Commit the tentative tail (nothing shown is ever lost), then say we are done."""
+        now = virtual_now if self.virtual_clock else self._now(0.0)
+        result = self.transcriber.endpoint(self.ring.end_sample, now)
+        self._publish(result, 0)
+        self._emit(Finished(reason))
+
+
+def _event_sample(event: VadEvent) -> int:
+    return event.start_sample if isinstance(event, SpeechStart) else event.end_sample
+
+
+def _restamp(result: StepResult, now_s: float) -> StepResult:
+    words = tuple(replace(word, emitted_at_s=now_s) for word in result.committed)
+    return replace(result, committed=words)

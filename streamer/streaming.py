@@ -1,0 +1,187 @@
+"""One inference step of live transcription, without threads: window -> words -> commits.
+
+Each step encodes the current window (the utterance so far, at most 30 s), decodes it with
+the committed text that scrolled out of the window as prompt and the previous hypothesis as a
+draft (accepted up to the first disagreement, see ``DecodeTask.run``), aligns the words in
+time from the cross-attention, and lets the commit policy decide what is final.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from streamer.alignment import word_timestamps
+from streamer.audio import HOP_LENGTH, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, seconds_to_samples
+from streamer.commit import LocalAgreement
+from streamer.config import DecodeOptions, StreamConfig
+from streamer.decoding import DecodingResult
+from streamer.transcribe import Engine, max_tokens_for
+from streamer.types import CommittedWord, Hypothesis, Tentative, Word
+
+PROMPT_MAX_GAP_S = 5.0  # older context than this (silence in between) is not a prompt
+TRIM_AFTER_S = 15.0  # windows longer than this are cut at a committed sentence end
+REPEAT_NGRAM, REPEAT_COUNT = 3, 3  # a 3-word phrase three times in one hypothesis is a loop
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step produced: new commits, the tentative tail, bookkeeping."""
+
+    committed: tuple[CommittedWord, ...]
+    tentative: Tentative
+    decoded_end_sample: int
+    compute_s: float
+    hypothesis: Hypothesis | None = None
+    rejected: str = ""  # why the hypothesis was dropped (no speech, loop, ...), if it was
+
+
+class StreamingTranscriber:
+    """Turns growing windows of one audio stream into committed and tentative words."""
+
+    def __init__(self, engine: Engine, decode: DecodeOptions, stream: StreamConfig):
+        self.engine = engine
+        self.stream = stream
+        # live decoding is greedy with timestamps; fallback would double the cost of a step
+        self.options = replace(decode, beam_size=1, without_timestamps=False, temperatures=(0.0,))
+        self.task = engine.task(self.options)
+        self.policy = LocalAgreement(n=stream.agreement)
+        self.window_start = 0
+        self._draft: list[int] = []  # previous hypothesis tokens for this window start
+        self._context: deque[CommittedWord] = deque(maxlen=64)  # recent commits, for prompts
+
+    # --- window management ------------------------------------------------------------------
+
+    def start_utterance(self, start_sample: int) -> None:
+        """Speech (re)starts at ``start_sample``: the window begins there."""
+        self._move_window(max(start_sample, self.policy.committed_end_sample))
+
+    def _move_window(self, start_sample: int) -> None:
+        if start_sample != self.window_start:
+            self.window_start = start_sample
+            self._draft = []  # its timestamps were relative to the old start
+
+    def maybe_trim(self, window_end: int) -> None:
+        """Cut a long window at the end of a committed sentence (Whisper keeps its context
+        best when a window starts at a sentence start)."""
+        max_samples = seconds_to_samples(self.stream.max_window_s)
+        if window_end - self.window_start < seconds_to_samples(TRIM_AFTER_S):
+            return
+        cut = self.policy.trim_point(self.window_start, window_end, max_samples)
+        if cut is not None and cut > self.window_start:
+            self._move_window(cut)
+
+    def prompt_tokens(self) -> list[int]:
+        """Committed text that scrolled out of the window (up to ``prompt_chars``), unless a
+        long silence separates it from the window."""
+        before = [w for w in self._context if w.end_sample <= self.window_start]
+        if not before or self.stream.prompt_chars == 0:
+            return []
+        if self.window_start - before[-1].end_sample > seconds_to_samples(PROMPT_MAX_GAP_S):
+            return []
+        text = "".join(w.text for w in before)[-self.stream.prompt_chars :]
+        return self.engine.tokenizer.encode(" " + text.strip())
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def step(self, audio: np.ndarray, now_s: float | None = None) -> StepResult:
+        """Decode the window ``audio`` (it starts at ``window_start``) and commit what the
+        last ``agreement`` hypotheses agree on. ``now_s`` stamps the commits (pipeline clock);
+        None means: the audio end plus the compute time (the virtual clock)."""
+        started = time.perf_counter()
+        window_end = self.window_start + len(audio)
+        result = self._decode(audio)
+        rejected = self._reject_reason(result, len(audio))
+        if rejected:
+            self._draft = []
+            words: list[Word] = []
+            if rejected == "repetition":
+                self._context.clear()  # a loop feeds on its own context: drop it
+        else:
+            self._draft = list(result.tokens)
+            n_frames = len(audio) // N_SAMPLES_PER_TOKEN
+            words = word_timestamps(
+                self.engine.tokenizer,
+                result.tokens,
+                result.cross_attentions or (),
+                n_frames,
+                self.window_start,
+            )
+            words = [w for w in words if w.start_sample < window_end]
+        hypothesis = Hypothesis(
+            words=tuple(words),
+            tokens=result.tokens,
+            window_start_sample=self.window_start,
+            window_end_sample=window_end,
+            avg_logprob=result.avg_logprob,
+            no_speech_prob=result.no_speech_prob,
+            compression_ratio=result.compression_ratio,
+        )
+        update = self.policy.update(hypothesis)
+        compute_s = time.perf_counter() - started
+        stamp = now_s if now_s is not None else window_end / SAMPLE_RATE + compute_s
+        committed = self._stamp(update.newly_committed, stamp)
+        return StepResult(
+            committed,
+            Tentative(update.tentative_text, update.tentative),
+            window_end,
+            compute_s,
+            hypothesis,
+            rejected,
+        )
+
+    def endpoint(self, end_sample: int, now_s: float) -> StepResult:
+        """The utterance ended at ``end_sample``: everything tentative becomes final."""
+        update = self.policy.force_commit()
+        committed = self._stamp(update.newly_committed, now_s)
+        self._move_window(max(end_sample, self.policy.committed_end_sample))
+        return StepResult(committed, Tentative(""), end_sample, 0.0)
+
+    def _decode(self, audio: np.ndarray) -> DecodingResult:
+        n_frames = len(audio) // HOP_LENGTH
+        features = self.engine.encode(audio, n_frames)
+        budget = max_tokens_for(len(audio) / SAMPLE_RATE, self.options, self.engine.info.n_text_ctx)
+        return self.task.run(
+            features,
+            self.prompt_tokens(),
+            max_new_tokens=budget,
+            want_alignment=True,
+            draft=self._draft,
+        )
+
+    def _reject_reason(self, result: DecodingResult, n_samples: int) -> str:
+        """Hallucination guards: silence, loops and runaway token rates are not text."""
+        stream = self.stream
+        if (
+            result.no_speech_prob > stream.no_speech_threshold
+            and result.avg_logprob < stream.log_prob_threshold
+        ):
+            return "no speech"
+        if result.compression_ratio > stream.compression_ratio_threshold:
+            return "repetition"
+        text_tokens = [t for t in result.tokens if t < self.engine.tokenizer.special.eot]
+        duration_s = n_samples / SAMPLE_RATE
+        if len(text_tokens) > self.options.max_tokens_per_second * duration_s + 8:
+            return "repetition"
+        if _has_repeated_ngram(result.text):
+            return "repetition"
+        return ""
+
+    def _stamp(self, words: tuple[Word, ...], now_s: float) -> tuple[CommittedWord, ...]:
+        committed = tuple(CommittedWord(w.text, w.start_sample, w.end_sample, now_s) for w in words)
+        self._context.extend(committed)
+        return committed
+
+
+def _has_repeated_ngram(text: str) -> bool:
+    words = text.lower().split()
+    grams = [tuple(words[i : i + REPEAT_NGRAM]) for i in range(len(words) - REPEAT_NGRAM + 1)]
+    counts: dict[tuple[str, ...], int] = {}
+    for gram in grams:
+        counts[gram] = counts.get(gram, 0) + 1
+        if counts[gram] >= REPEAT_COUNT:
+            return True
+    return False

@@ -15,9 +15,9 @@ Rules, with ``VadConfig`` names:
   (/s/, /t/, /f/) silence, and 150 ms keeps it without adding much silence.
 - maximum length: a span that reaches ``max_utterance_s`` is cut in the middle of its quietest
   frame (lowest RMS) among the last third, a pause between words rather than a word: emits
-  ``SpeechEnd(cut, "max_length")`` then ``SpeechStart(cut)``. If that quietest frame lies after
-  the last voiced frame, the speaker has paused: the span just ends there and the next span
-  waits for a new onset.
+  ``SpeechEnd(cut, "max_length")`` then ``SpeechStart(cut)``. If fewer than ``onset_frames``
+  voiced frames follow the cut, the speaker has paused: the span just ends there and the next
+  span waits for a real onset (no near-empty span of trailing silence).
 - warm-up: frames in the first ``WARMUP_MS`` of the stream never count towards an onset.
   webrtcvad's noise model starts empty and calls the first ~100 ms of any steady noise speech;
   speech that really starts at once still gets its span, from the stream start, a little later.
@@ -65,9 +65,9 @@ class VadGate:
         self._remainder_start = start_sample
         # onset: (frame_start, voiced) of the latest frames while in silence
         self._onset_window: deque[tuple[int, bool]] = deque(maxlen=config.onset_window_frames)
-        # (frame_start, rms) of enough recent frames to search a max-length cut
-        n_level_frames = self._max_samples // self.frame_samples + 2
-        self._levels: deque[tuple[int, float]] = deque(maxlen=n_level_frames)
+        # (frame_start, rms, voiced) of enough recent frames to search a max-length cut
+        n_history_frames = self._max_samples // self.frame_samples + 2
+        self._history: deque[tuple[int, float, bool]] = deque(maxlen=n_history_frames)
         # the open span, if any
         self._span_start: int | None = None
         self._last_voiced_end = start_sample
@@ -138,7 +138,7 @@ class VadGate:
         voiced = self._vad.is_speech(frame.tobytes(), SAMPLE_RATE)
         rms = float(np.sqrt(np.mean(np.square(frame, dtype=np.float64)))) / 32768.0
         self._level_db = max(LEVEL_FLOOR_DB, 20 * math.log10(rms)) if rms > 0 else LEVEL_FLOOR_DB
-        self._levels.append((frame_start, rms))
+        self._history.append((frame_start, rms, voiced))
         if self._span_start is None:
             return self._step_in_silence(frame_start, voiced)
         return self._step_in_speech(frame_start, voiced)
@@ -173,13 +173,21 @@ class VadGate:
         """Split a span that reached the maximum length at its quietest recent frame."""
         assert self._span_start is not None
         search_from = frame_end - int(self._max_samples * MAX_LENGTH_SEARCH_FRACTION)
-        candidates = [(rms, start) for start, rms in self._levels if start >= search_from]
-        _, quietest_start = min(candidates)  # ties: the earliest frame
+        latest = self._span_start + self._max_samples - self.frame_samples // 2  # cut <= limit
+        candidates = [
+            (rms, -start) for start, rms, _ in self._history if search_from <= start <= latest
+        ]
+        quietest_start = -min(candidates)[1]  # ties (digital silence): the latest, longest span
         cut = quietest_start + self.frame_samples // 2
-        if cut >= self._last_voiced_end:
-            return [self._close(cut, "max_length")]
-        self._span_start = cut
-        return [SpeechEnd(cut, "max_length"), SpeechStart(cut)]
+        after_cut = [(start, voiced) for start, _, voiced in self._history if start >= cut]
+        if sum(voiced for _, voiced in after_cut) >= self.config.onset_frames:
+            self._span_start = cut
+            return [SpeechEnd(cut, "max_length"), SpeechStart(cut)]
+        # Too little voice after the cut to count as an onset: the speaker paused. End here;
+        # the frames after the cut join the onset window, as if the span had ended by silence.
+        end = self._close(cut, "max_length")
+        self._onset_window.extend(after_cut)
+        return [end]
 
     def _close(self, end_sample: int, reason: str) -> SpeechEnd:
         self._span_start = None

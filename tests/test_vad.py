@@ -116,14 +116,37 @@ def test_a_too_long_span_is_cut_at_a_quiet_frame_and_restarts_at_once():
     max_samples = int(config.max_utterance_s * SAMPLE_RATE)
     assert all(span.end_sample - span.start_sample <= max_samples for span in spans)
     frame = ms_to_samples(config.frame_ms)
+    restarts = 0
     for cut in cuts:
-        following = events[events.index(cut) + 1]
-        assert following == SpeechStart(cut.end_sample), "a cut restarts the span at once"
+        following = events[events.index(cut) + 1 :]
+        if following:  # the speech goes on: the next span starts at the cut, never before
+            assert isinstance(following[0], SpeechStart)
+            assert following[0].start_sample >= cut.end_sample
+            restarts += following[0].start_sample == cut.end_sample
         # The cut frame is among the quietest 10 % of the frames it was chosen from.
         region = audio[cut.end_sample - max_samples // 3 : cut.end_sample + max_samples // 3]
         levels = [rms_db(region[i : i + frame]) for i in range(0, len(region) - frame, frame)]
         at_cut = rms_db(audio[cut.end_sample - frame // 2 : cut.end_sample + frame // 2])
         assert at_cut <= np.percentile(levels, 10), (at_cut, np.percentile(levels, 10))
+    assert restarts >= len(cuts) - 1, "the speech after a cut is not lost"
+
+
+@needs_espeak
+def test_a_cut_in_running_speech_restarts_the_span_in_the_same_frame():
+    """Sentences back to back: every cut is followed at once by a new span at the cut."""
+    config = VadConfig(max_utterance_s=4.0)
+    audio = np.concatenate([speech_samples(text) for text in SENTENCES[:2]] * 3)
+    gate, frame = VadGate(config), ms_to_samples(config.frame_ms)
+    per_frame = [gate.process(audio[i : i + frame]) for i in range(0, len(audio), frame)]
+    cuts = [
+        events
+        for events in per_frame
+        if any(getattr(e, "reason", "") == "max_length" for e in events)
+    ]
+    assert len(cuts) >= 3
+    for events in cuts:
+        end, start = events
+        assert end.reason == "max_length" and start == SpeechStart(end.end_sample)
 
 
 def test_level_db_reports_the_last_frame_rms():
@@ -232,3 +255,23 @@ def test_detect_speech_spans_with_tiny_blocks_equals_one_block():
     in_odd_blocks = detect_speech_spans(audio, block_samples=[1, 2, 479, 481, 7, 1000] * 20)
     assert in_one == in_odd_blocks
     assert in_one == [SpeechSpan(in_one[0].start_sample, in_one[0].end_sample)]
+
+
+@needs_espeak
+def test_a_max_length_cut_inside_a_pause_ends_the_span_without_restarting_it():
+    """The limit falls in a pause: the span ends there and the next waits for a real onset."""
+    config = VadConfig(max_utterance_s=2.0, hangover_ms=900)
+    first, _ = voiced_extent(speech_samples(SENTENCES[1]))
+    words = speech_samples(SENTENCES[1])[first : first + int(1.45 * SAMPLE_RATE)]
+    floor = noise(0.5 + 1.45, -60, seed=4)  # a room-noise floor under the speech, not the pause
+    # 0.5 s room noise, words until 1.95 s, a 0.7 s digital-silence pause (shorter than the
+    # hangover) in which the 2 s limit falls, then words again from 2.65 s.
+    audio = np.concatenate([floor[:8000], words + floor[8000:], silence(0.7), words, silence(1)])
+    events = _events(VadGate(config), [audio])
+    assert [type(event) for event in events] == [SpeechStart, SpeechEnd, SpeechStart, SpeechEnd]
+    first_end, second_start = events[1], events[2]
+    assert first_end.reason == "max_length"
+    assert int(1.95 * SAMPLE_RATE) < first_end.end_sample < int(2.2 * SAMPLE_RATE)
+    # Not restarted at the cut: the next span is an ordinary onset with its pre-roll.
+    expected_start = int(2.65 * SAMPLE_RATE) - ms_to_samples(config.pre_roll_ms)
+    assert abs(second_start.start_sample - expected_start) <= ms_to_samples(100)

@@ -91,6 +91,8 @@ class DecodeOptions:
 @dataclass(frozen=True)
 class StreamConfig:
     min_step_ms: int = 300  # at least this much new audio between inference steps
+    first_step_ms: int = 800  # speech after the onset before the first decode (short
+    # windows are where Whisper hallucinates whole phrases)
     max_window_s: float = 30.0
     agreement: int = 2  # LocalAgreement-n
     prompt_chars: int = 200  # committed text that scrolled out of the window, used as prompt
@@ -223,11 +225,15 @@ def _validate_ranges(config: Any) -> None:
         DecodeOptions: [
             ("beam_size", lambda v: 1 <= v <= 16, "between 1 and 16"),
             ("best_of", lambda v: 1 <= v <= 16, "between 1 and 16"),
-            ("temperatures", lambda v: len(v) > 0 and all(0 <= t <= 2 for t in v),
-             "a non-empty list of numbers between 0 and 2"),
+            (
+                "temperatures",
+                lambda v: len(v) > 0 and all(0 <= t <= 2 for t in v),
+                "a non-empty list of numbers between 0 and 2",
+            ),
         ],
         StreamConfig: [
             ("min_step_ms", lambda v: 50 <= v <= 10_000, "between 50 and 10000"),
+            ("first_step_ms", lambda v: 0 <= v <= 5_000, "between 0 and 5000"),
             ("max_window_s", lambda v: 2 <= v <= 30, "between 2 and 30"),
             ("agreement", lambda v: 1 <= v <= 5, "between 1 and 5"),
             ("prompt_chars", lambda v: 0 <= v <= 1000, "between 0 and 1000"),

@@ -83,7 +83,9 @@ class Pipeline:
         self.stop_event = threading.Event()
         self.ring = RingBuffer(seconds_to_samples(config.audio.ring_seconds))
         self.vad = VadGate(config.vad)
-        self.transcriber = StreamingTranscriber(engine, config.decode, config.stream)
+        self.transcriber = StreamingTranscriber(
+            engine, config.decode, config.stream, pre_roll_ms=config.vad.pre_roll_ms
+        )
         self._vad_events: queue.Queue = queue.Queue(maxsize=10_000)
         self._out: queue.Queue = queue.Queue(maxsize=output_queue_size)
         self._errors: queue.Queue = queue.Queue()
@@ -257,6 +259,7 @@ class Pipeline:
     def _inference_loop(self) -> None:
         stream = self.config.stream
         min_step = ms_to_samples(stream.min_step_ms)
+        first_step = ms_to_samples(stream.first_step_ms + self.config.vad.pre_roll_ms)
         pending: deque = deque()
         cursor = 0  # audio up to here has been considered
         last_decode = 0
@@ -275,7 +278,7 @@ class Pipeline:
                     pending.append(event)
             available = self.ring.end_sample
             if self.virtual_clock:
-                limit = max(last_decode + min_step, int(virtual_now * SAMPLE_RATE), cursor)
+                limit = max(cursor + min_step, int(virtual_now * SAMPLE_RATE))
                 if available < limit and stream_end is None:
                     time.sleep(POLL_S)
                     continue
@@ -292,7 +295,8 @@ class Pipeline:
                 if isinstance(event, SpeechStart):
                     in_speech = True
                     self.transcriber.start_utterance(event.start_sample)
-                    last_decode = max(last_decode, event.start_sample)
+                    # the first decode waits for first_step of audio after the onset
+                    last_decode = max(last_decode, event.start_sample + first_step - min_step)
                 else:
                     virtual_now = self._end_utterance(event, virtual_now, last_decode)
                     last_decode = max(last_decode, event.end_sample)

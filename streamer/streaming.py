@@ -25,6 +25,7 @@ from streamer.types import CommittedWord, Hypothesis, Tentative, Word
 PROMPT_MAX_GAP_S = 5.0  # older context than this (silence in between) is not a prompt
 TRIM_AFTER_S = 15.0  # windows longer than this are cut at a committed sentence end
 REPEAT_NGRAM, REPEAT_COUNT = 3, 3  # a 3-word phrase three times in one hypothesis is a loop
+MAX_CHARS_PER_S = 25.0  # fast speech is ~20 characters/s; more is invented text
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,11 @@ class StepResult:
 class StreamingTranscriber:
     """Turns growing windows of one audio stream into committed and tentative words."""
 
-    def __init__(self, engine: Engine, decode: DecodeOptions, stream: StreamConfig):
+    def __init__(
+        self, engine: Engine, decode: DecodeOptions, stream: StreamConfig, pre_roll_ms: int = 0
+    ):
         self.engine = engine
+        self.pre_roll_samples = seconds_to_samples(pre_roll_ms / 1000)
         self.stream = stream
         # live decoding is greedy with timestamps; fallback would double the cost of a step
         self.options = replace(decode, beam_size=1, without_timestamps=False, temperatures=(0.0,))
@@ -168,6 +172,9 @@ class StreamingTranscriber:
             return "repetition"
         if _has_repeated_ngram(result.text):
             return "repetition"
+        speech_s = max(0.1, (n_samples - self.pre_roll_samples) / SAMPLE_RATE)
+        if len(result.text.strip()) > MAX_CHARS_PER_S * speech_s + 4:
+            return "implausible rate"
         return ""
 
     def _stamp(self, words: tuple[Word, ...], now_s: float) -> tuple[CommittedWord, ...]:

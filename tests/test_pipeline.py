@@ -1,0 +1,178 @@
+"""The live pipeline on real threads, the real model and real audio (FileSource edge)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import soundfile as sf
+from audio_fixtures import require_espeak, speech_samples, white_noise
+
+from streamer.capture import FileSource
+from streamer.config import load_config
+from streamer.pipeline import Finished, Pipeline
+from streamer.types import Committed, Endpoint, Stats, Tentative
+
+SENTENCES = [
+    "Please call me tomorrow morning at nine.",
+    "We are going to the market to buy some fresh bread.",
+    "Open the window and let the fresh air in.",
+]
+
+
+def _wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normalize = EnglishTextNormalizer()
+    return jiwer.wer(normalize(reference), normalize(hypothesis))
+
+
+def _run(path, engine, config=None, pace="fast", timeout_s=120.0):
+    config = config or load_config("captions")
+    pipeline = Pipeline(FileSource(path, pace=pace), engine, config, virtual_clock=pace == "fast")
+    events = []
+    with pipeline:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            event = pipeline.next_event(0.2)
+            if isinstance(event, Finished):
+                break
+            if event is not None:
+                events.append(event)
+        else:
+            pytest.fail("pipeline did not finish")
+    assert pipeline.alive_threads() == []
+    return events
+
+
+@pytest.fixture(scope="module")
+def speech_file(tmp_path_factory):
+    """Three sentences with pauses of 1.5 s, as a 44.1 kHz stereo file."""
+    require_espeak()
+    gap = np.zeros(int(16000 * 1.5), np.float32)
+    parts = []
+    for sentence in SENTENCES:
+        parts += [speech_samples(sentence), gap]
+    audio = np.concatenate([gap, *parts])
+    import soxr
+
+    stereo = np.stack([soxr.resample(audio, 16000, 44100)] * 2, axis=1)
+    path = tmp_path_factory.mktemp("pipeline") / "speech.wav"
+    sf.write(path, stereo, 44100)
+    return path
+
+
+def test_streamed_text_matches_reference(engine, speech_file):
+    """Streaming is close to the reference and no worse than offline plus a margin."""
+    from streamer.audiofile import read_audio
+    from streamer.transcribe import transcribe_audio
+
+    events = _run(speech_file, engine)
+    words = [w for e in events if isinstance(e, Committed) for w in e.words]
+    text = "".join(w.text for w in words)
+    reference = " ".join(SENTENCES)
+    offline = transcribe_audio(engine, read_audio(speech_file)).text
+    assert _wer(reference, text) < 0.3, text
+    assert _wer(reference, text) <= _wer(reference, offline) + 0.15, (text, offline)
+    # append-only, monotonic and inside the audio
+    ends = [w.end_sample for w in words]
+    assert ends == sorted(ends)
+    assert all(w.start_sample <= w.end_sample for w in words)
+    duration = sf.info(speech_file).duration * 16000
+    assert all(0 <= w.start_sample and w.end_sample <= duration + 1600 for w in words)
+    assert sum(isinstance(e, Endpoint) for e in events) >= 3  # one per sentence
+    stats = [e for e in events if isinstance(e, Stats)]
+    assert stats and stats[-1].captured_samples >= duration - 16000 * 0.1
+
+
+def test_commit_latency_on_virtual_clock(engine, speech_file):
+    """Words are committed within a few seconds of being spoken (virtual clock)."""
+    events = _run(speech_file, engine)
+    latencies = [
+        w.emitted_at_s - w.end_sample / 16000
+        for e in events
+        if isinstance(e, Committed)
+        for w in e.words
+    ]
+    assert latencies and min(latencies) >= 0.0
+    assert float(np.mean(latencies)) < 3.0
+
+
+@pytest.mark.parametrize("kind", ["silence", "faint-noise"])
+def test_no_words_from_silence_or_noise(engine, tmp_path, kind):
+    audio = np.zeros(16000 * 20, np.float32) if kind == "silence" else white_noise(20.0, -50.0)
+    path = tmp_path / f"{kind}.wav"
+    sf.write(path, audio.astype(np.float32), 16000)
+    events = _run(path, engine)
+    assert not [w for e in events if isinstance(e, Committed) for w in e.words]
+
+
+def test_tentative_never_contradicts_committed(engine, speech_file):
+    """The committed stream only grows; tentative text is a separate, replaceable tail."""
+    events = _run(speech_file, engine)
+    committed = ""
+    for event in events:
+        if isinstance(event, Committed):
+            new = "".join(w.text for w in event.words)
+            assert new  # a Committed event always adds text
+            committed += new
+        elif isinstance(event, Tentative):
+            assert isinstance(event.text, str)
+    assert committed.strip()
+
+
+def test_stop_joins_threads_and_commits_tail(engine, speech_file):
+    """stop() at any moment joins both threads quickly and the tail is committed."""
+    config = load_config("captions")
+    pipeline = Pipeline(FileSource(speech_file, pace="realtime"), engine, config)
+    pipeline.start()
+    time.sleep(2.5)
+    started = time.monotonic()
+    pipeline.stop()
+    assert time.monotonic() - started < 6.0
+    assert pipeline.alive_threads() == []
+    events = []
+    while (event := pipeline.next_event(0.0)) is not None:
+        events.append(event)
+    assert any(isinstance(e, Finished) for e in events)
+
+
+def test_worker_exception_reaches_the_caller(engine, speech_file):
+    """An exception inside inference is re-raised by next_event in the caller's thread."""
+    config = load_config("captions")
+    pipeline = Pipeline(FileSource(speech_file, pace="fast"), engine, config, virtual_clock=True)
+
+    def broken_step(*args, **kwargs):
+        raise RuntimeError("inference failed on purpose")
+
+    pipeline.transcriber.step = broken_step
+    with pipeline, pytest.raises(RuntimeError, match="on purpose"):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pipeline.next_event(0.1)
+    assert pipeline.alive_threads() == []
+
+
+def test_full_output_queue_drops_stats_not_capture(engine, speech_file):
+    """Nobody reads the events: capture still finishes the file, droppable events are
+    counted, and no thread blocks forever."""
+    config = replace(load_config("captions"))
+    pipeline = Pipeline(
+        FileSource(speech_file, pace="fast"),
+        engine,
+        config,
+        virtual_clock=True,
+        output_queue_size=3,
+    )
+    pipeline.start()
+    deadline = time.monotonic() + 60
+    capture = next(t for t in threading.enumerate() if t.name == "streamer-capture")
+    while capture.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not capture.is_alive(), "capture blocked on a full event queue"
+    pipeline.stop()
+    assert pipeline.alive_threads() == []

@@ -57,7 +57,8 @@ class VadConfig:
     onset_frames: int = 3
     onset_window_frames: int = 5
     pre_roll_ms: int = 360  # kept before the onset so first syllables survive
-    hangover_ms: int = 300  # silence that ends a span
+    pause_ms: int = 180  # silence inside a span after which the words so far are final
+    hangover_ms: int = 600  # silence that ends a span (and resets the decoding window)
     max_utterance_s: float = 20.0  # longer spans are cut at the quietest frame
 
 
@@ -94,6 +95,7 @@ class StreamConfig:
     first_step_ms: int = 800  # speech after the onset before the first decode (short
     # windows are where Whisper hallucinates whole phrases)
     max_window_s: float = 30.0
+    encoder_padding_s: float = 3.0  # silence after the window's audio (<= 0: full 30 s)
     agreement: int = 2  # LocalAgreement-n
     prompt_chars: int = 200  # committed text that scrolled out of the window, used as prompt
     endpoint_commit: bool = True  # a VAD endpoint force-commits the tentative tail
@@ -220,6 +222,7 @@ def _validate_ranges(config: Any) -> None:
             ("onset_frames", lambda v: v >= 1, "at least 1"),
             ("pre_roll_ms", lambda v: 0 <= v <= 2000, "between 0 and 2000"),
             ("hangover_ms", lambda v: 30 <= v <= 5000, "between 30 and 5000"),
+            ("pause_ms", lambda v: 0 <= v <= 5000, "between 0 (off) and 5000"),
             ("max_utterance_s", lambda v: 2 <= v <= 30, "between 2 and 30"),
         ],
         DecodeOptions: [
@@ -235,6 +238,7 @@ def _validate_ranges(config: Any) -> None:
             ("min_step_ms", lambda v: 50 <= v <= 10_000, "between 50 and 10000"),
             ("first_step_ms", lambda v: 0 <= v <= 5_000, "between 0 and 5000"),
             ("max_window_s", lambda v: 2 <= v <= 30, "between 2 and 30"),
+            ("encoder_padding_s", lambda v: v <= 30, "at most 30"),
             ("agreement", lambda v: 1 <= v <= 5, "between 1 and 5"),
             ("prompt_chars", lambda v: 0 <= v <= 1000, "between 0 and 1000"),
         ],

@@ -29,6 +29,7 @@ from streamer.types import (
     Notice,
     PipelineEvent,
     SpeechEnd,
+    SpeechPause,
     SpeechStart,
     Stats,
     Tentative,
@@ -297,6 +298,10 @@ class Pipeline:
                     self.transcriber.start_utterance(event.start_sample)
                     # the first decode waits for first_step of audio after the onset
                     last_decode = max(last_decode, event.start_sample + first_step - min_step)
+                elif isinstance(event, SpeechPause):
+                    if in_speech and last_decode > self.transcriber.window_start:
+                        virtual_now = self._pause(event, virtual_now, last_decode)
+                        last_decode = max(last_decode, event.at_sample)
                 else:
                     virtual_now = self._end_utterance(event, virtual_now, last_decode)
                     last_decode = max(last_decode, event.end_sample)
@@ -331,6 +336,15 @@ class Pipeline:
         self._publish(result, end_sample - start)
         self.transcriber.maybe_trim(end_sample)
         self.ring.consume(min(self.transcriber.window_start, self.ring.end_sample))
+        return virtual_now
+
+    def _pause(self, event: SpeechPause, virtual_now: float, last_decode: int) -> float:
+        """A short pause: decode what was said up to it and make it final at once (the
+        speaker stopped, so the last words will not change); the window keeps its context."""
+        if last_decode < event.at_sample:
+            virtual_now = self._decode_step(event.at_sample, virtual_now)
+        now = virtual_now if self.virtual_clock else self._now(0.0)
+        self._publish(self.transcriber.finalize(now), 0)
         return virtual_now
 
     def _end_utterance(self, event: SpeechEnd, virtual_now: float, last_decode: int) -> float:
@@ -386,7 +400,11 @@ class Pipeline:
 
 
 def _event_sample(event: VadEvent) -> int:
-    return event.start_sample if isinstance(event, SpeechStart) else event.end_sample
+    if isinstance(event, SpeechStart):
+        return event.start_sample
+    if isinstance(event, SpeechPause):
+        return event.at_sample
+    return event.end_sample
 
 
 def _restamp(result: StepResult, now_s: float) -> StepResult:

@@ -205,6 +205,9 @@ class EncoderSession:
         self.session = create_session(info.encoder_path, config)
         _check_names(self.session, info.encoder_path, ["input_features"], ["last_hidden_state"])
         self.provider = provider_name(self.session)
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        # community exports add a fixed 1500-position table: they need the full 30 s
+        self.variable_frames = metadata.get("whisper.encoder_variable_frames") == "1"
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         return self.session.run(["last_hidden_state"], {"input_features": features})[0]

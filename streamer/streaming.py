@@ -137,6 +137,12 @@ class StreamingTranscriber:
             rejected,
         )
 
+    def finalize(self, now_s: float) -> StepResult:
+        """Commit the tentative tail now (a pause); the window and its draft stay."""
+        update = self.policy.force_commit()
+        committed = self._stamp(update.newly_committed, now_s)
+        return StepResult(committed, Tentative(""), self.window_start, 0.0)
+
     def endpoint(self, end_sample: int, now_s: float) -> StepResult:
         """The utterance ended at ``end_sample``: everything tentative becomes final."""
         update = self.policy.force_commit()
@@ -146,7 +152,8 @@ class StreamingTranscriber:
 
     def _decode(self, audio: np.ndarray) -> DecodingResult:
         n_frames = len(audio) // HOP_LENGTH
-        features = self.engine.encode(audio, n_frames)
+        padding = self.stream.encoder_padding_s
+        features = self.engine.encode(audio, n_frames, padding if padding > 0 else None)
         budget = max_tokens_for(len(audio) / SAMPLE_RATE, self.options, self.engine.info.n_text_ctx)
         return self.task.run(
             features,

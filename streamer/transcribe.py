@@ -45,11 +45,21 @@ class Engine:
     def describe(self) -> str:
         return f"{self.info.describe()} on {self.provider}"
 
-    def encode(self, audio: np.ndarray, n_frames: int | None = None) -> np.ndarray:
-        """Audio (<= 30 s, 16 kHz float32) -> audio features (1, n_audio_ctx, state).
+    def encode(
+        self, audio: np.ndarray, n_frames: int | None = None, padding_s: float | None = None
+    ) -> np.ndarray:
+        """Audio (<= 30 s, 16 kHz float32) -> audio features (1, positions, state).
 
-        ``n_frames``: mel frames of real audio (the rest of ``audio`` is right context)."""
-        return self.encoder(window_features(audio, n_frames, self.info.n_mels))
+        ``n_frames``: mel frames of real audio (the rest of ``audio`` is right context).
+        ``padding_s``: if given and the encoder accepts it, the input is the audio plus this
+        much silence (rounded up to whole seconds) instead of a full 30 s window; Whisper
+        needs a few seconds of padding after speech, not all of it (see README, streaming)."""
+        features = window_features(audio, n_frames, self.info.n_mels)
+        if padding_s is not None and self.encoder.variable_frames:
+            real = len(audio) // HOP_LENGTH if n_frames is None else n_frames
+            total = int(np.ceil((real + padding_s * 100) / 100)) * 100
+            features = features[:, :, : min(total, features.shape[-1])]
+        return self.encoder(features)
 
     def task(self, options: DecodeOptions) -> DecodeTask:
         return DecodeTask(self.decoder, self.tokenizer, options)

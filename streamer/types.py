@@ -55,7 +55,16 @@ class SpeechEnd:
     reason: EndpointReason
 
 
-VadEvent = SpeechStart | SpeechEnd
+@dataclass(frozen=True)
+class SpeechPause:
+    """A short pause inside a span: the voice stopped at ``voiced_end_sample`` and the gate
+    has heard ``pause_ms`` of silence by ``at_sample``. The span may continue or end later."""
+
+    voiced_end_sample: int
+    at_sample: int
+
+
+VadEvent = SpeechStart | SpeechEnd | SpeechPause
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,15 @@ import webrtcvad
 from streamer.audio import SAMPLE_RATE, ms_to_samples
 from streamer.config import VadConfig
 from streamer.errors import ConfigError
-from streamer.types import AudioBlock, SpeechEnd, SpeechSpan, SpeechStart, VadEvent, VadState
+from streamer.types import (
+    AudioBlock,
+    SpeechEnd,
+    SpeechPause,
+    SpeechSpan,
+    SpeechStart,
+    VadEvent,
+    VadState,
+)
 
 END_TAIL_MS = 150  # kept after the last voiced frame so final consonants survive
 WARMUP_MS = 200  # webrtcvad's noise estimate settles within 70-120 ms (measured, all frame sizes)
@@ -57,6 +65,9 @@ class VadGate:
         self.frame_samples = ms_to_samples(config.frame_ms)
         self._pre_roll_samples = ms_to_samples(config.pre_roll_ms)
         self._hangover_frames = math.ceil(config.hangover_ms / config.frame_ms)
+        # a pause is only worth reporting if it comes before the span would end anyway
+        pause_frames = math.ceil(config.pause_ms / config.frame_ms) if config.pause_ms else 0
+        self._pause_frames = pause_frames if pause_frames < self._hangover_frames else 0
         self._tail_samples = ms_to_samples(END_TAIL_MS)
         self._warmup_end = start_sample + ms_to_samples(WARMUP_MS)
         self._max_samples = int(round(config.max_utterance_s * SAMPLE_RATE))
@@ -164,6 +175,8 @@ class VadGate:
         if self._unvoiced_run >= self._hangover_frames:
             end = min(self._last_voiced_end + self._tail_samples, frame_end)
             return [self._close(end, "silence")]
+        if self._pause_frames and self._unvoiced_run == self._pause_frames:
+            return [SpeechPause(self._last_voiced_end, frame_end)]
         assert self._span_start is not None
         if frame_end - self._span_start >= self._max_samples:
             return self._cut(frame_end)
@@ -236,6 +249,8 @@ def spans_from_events(events: Iterable[VadEvent]) -> list[SpeechSpan]:
     spans: list[SpeechSpan] = []
     start: int | None = None
     for event in events:
+        if isinstance(event, SpeechPause):
+            continue
         if isinstance(event, SpeechStart):
             assert start is None, "two SpeechStart events without a SpeechEnd between them"
             start = event.start_sample

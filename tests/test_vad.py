@@ -7,7 +7,15 @@ import dataclasses
 
 import numpy as np
 import pytest
-from audio_fixtures import needs_espeak, rms_db, silence, speech_samples, tone, voiced_extent
+from audio_fixtures import (
+    needs_espeak,
+    require_espeak,
+    rms_db,
+    silence,
+    speech_samples,
+    tone,
+    voiced_extent,
+)
 from audio_fixtures import white_noise as noise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +23,7 @@ from hypothesis import strategies as st
 from streamer.audio import SAMPLE_RATE, ms_to_samples
 from streamer.config import VadConfig
 from streamer.errors import ConfigError
-from streamer.types import AudioBlock, SpeechEnd, SpeechSpan, SpeechStart
+from streamer.types import AudioBlock, SpeechEnd, SpeechPause, SpeechSpan, SpeechStart
 from streamer.vad import END_TAIL_MS, VadGate, detect_speech_spans, spans_from_events
 
 SENTENCES = (
@@ -25,11 +33,33 @@ SENTENCES = (
 )
 
 
-def _events(gate: VadGate, blocks) -> list:
+def _events(gate: VadGate, blocks, with_pauses: bool = False) -> list:
+    """Span events (SpeechStart/SpeechEnd); pauses inside spans only when asked for."""
     events = []
     for block in blocks:
         events += gate.process(block)
-    return events + gate.flush()
+    events += gate.flush()
+    return [e for e in events if with_pauses or not isinstance(e, SpeechPause)]
+
+
+def test_a_short_pause_inside_a_span_is_reported_once():
+    """A 400 ms gap between two phrases is a pause (words so far are final), not an end."""
+    require_espeak()
+    config = VadConfig(pause_ms=180, hangover_ms=600)
+    first, second = speech_samples("Good morning everyone"), speech_samples("thank you for coming")
+    first = first[slice(*voiced_extent(first))]  # espeak pads its output with silence
+    second = second[slice(*voiced_extent(second))]
+    audio = np.concatenate([silence(1.0), first, silence(0.4), second, silence(1.5)])
+    events = _events(VadGate(config), [audio], with_pauses=True)
+    kinds = [type(e) for e in events]
+    assert kinds.count(SpeechStart) == 1 and kinds.count(SpeechEnd) == 1
+    pauses = [e for e in events if isinstance(e, SpeechPause)]
+    assert pauses, kinds
+    inner = [p for p in pauses if p.at_sample < events[-1].end_sample]
+    assert inner, "the gap between the phrases must be reported as a pause"
+    for pause in pauses:
+        assert pause.at_sample - pause.voiced_end_sample >= ms_to_samples(config.pause_ms)
+    assert kinds.index(SpeechStart) < kinds.index(SpeechPause) < kinds.index(SpeechEnd)
 
 
 def test_digital_silence_gives_no_span_and_the_floor_level():

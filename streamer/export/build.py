@@ -168,6 +168,8 @@ def build_model_dir(
     ids = special_ids(source / "tokenizer.json")
     metadata = {f"whisper.{key}_id": str(value) for key, value in ids.items()}
     metadata["whisper.source"] = f"{SOURCE_PACKAGE}:model.bin"
+    # the encoder slices its positions to the input: shorter-than-30 s inputs are valid
+    metadata["whisper.encoder_variable_frames"] = "1"
     log(
         f"read weights ({dims.n_audio_layer}+{dims.n_text_layer} layers, "
         f"vocab {dims.n_vocab}) in {time.perf_counter() - started:.1f}s"

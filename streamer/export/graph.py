@@ -177,8 +177,20 @@ def build_encoder(
     x = layers.gelu(conv("input_features", "conv1", 1))
     x = layers.gelu(conv(x, "conv2", 2))
     x = g.op("Transpose", [x], perm=[0, 2, 1])
+    # positions are sliced to the input length: a 30 s window gives all 1500, and a shorter
+    # input (fewer frames, for cheap streaming steps) the first ones
     positions = _f32(weights["encoder/position_encodings/encodings"])[: dims.n_audio_ctx]
-    x = g.op("Add", [x, g.weight("encoder.positions", positions)])
+    n_positions = g.op("Shape", [x], start=1, end=2)
+    x = g.op(
+        "Add",
+        [
+            x,
+            g.op(
+                "Slice",
+                [g.weight("encoder.positions", positions), g.const([0]), n_positions, g.const([0])],
+            ),
+        ],
+    )
     for i in range(dims.n_audio_layer):
         scope = f"encoder/layer_{i}"
         h = layers.layer_norm(x, f"{scope}/self_attention/layer_norm")

@@ -96,6 +96,7 @@ class Pipeline:
         self._decoded_end = 0
         self._rtf = 0.0
         self._last_latency: float | None = None
+        self._virtual_now = 0.0  # the virtual clock's time, for stats
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -314,6 +315,7 @@ class Pipeline:
             cursor = limit
             if self.virtual_clock:
                 virtual_now = max(virtual_now, limit / SAMPLE_RATE)
+                self._virtual_now = virtual_now
             if stream_end is not None and not pending and cursor >= stream_end:
                 self._finish("end_of_stream", virtual_now)
                 return
@@ -329,11 +331,12 @@ class Pipeline:
         start = self.transcriber.window_start
         audio = self._window(start, end_sample)
         result = self.transcriber.step(audio, None if self.virtual_clock else self._now(0.0))
+        new_audio = end_sample - max(self._decoded_end, start)
         self._decoded_end = end_sample
         virtual_now = max(virtual_now, end_sample / SAMPLE_RATE) + result.compute_s
         if self.virtual_clock:
             result = _restamp(result, virtual_now)
-        self._publish(result, end_sample - start)
+        self._publish(result, new_audio)
         self.transcriber.maybe_trim(end_sample)
         self.ring.consume(min(self.transcriber.window_start, self.ring.end_sample))
         return virtual_now
@@ -363,20 +366,25 @@ class Pipeline:
             audio = np.concatenate([np.zeros(first - start, dtype=np.float32), audio])
         return audio
 
-    def _publish(self, result: StepResult, window_samples: int) -> None:
+    def _publish(self, result: StepResult, new_samples: int) -> None:
+        """Send a step's events; ``new_samples``: audio this step added (for the RTF)."""
         if result.committed:
             self._last_latency = result.committed[-1].emitted_at_s - (
                 result.committed[-1].end_sample / SAMPLE_RATE
             )
             self._emit(Committed(result.committed))
         self._emit(result.tentative, essential=False)
-        if window_samples:
-            step_rtf = result.compute_s / max(self.config.stream.min_step_ms / 1000, 1e-3)
+        if new_samples > 0:
+            # compute per second of new audio: above 1.0 the decoder falls behind
+            step_rtf = result.compute_s / (new_samples / SAMPLE_RATE)
             self._rtf = step_rtf if self._rtf == 0 else 0.8 * self._rtf + 0.2 * step_rtf
         self._emit(self.stats(), essential=False)
 
     def stats(self) -> Stats:
         capture = self._capture
+        captured = capture.captured_samples
+        if self.virtual_clock:  # the file is read ahead; "captured" is what the clock reached
+            captured = min(captured, max(self._decoded_end, int(self._virtual_now * SAMPLE_RATE)))
         dropped = self.ring.dropped_samples + capture.dropped_blocks * ms_to_samples(
             self.config.audio.block_ms
         )

@@ -17,7 +17,13 @@ from streamer.capture import FileSource, MicSource
 from streamer.config import Config
 from streamer.errors import SinkError, StreamerError
 from streamer.pipeline import Finished, Pipeline
-from streamer.sinks import EmitLogSink, PlainSink, TextTyper, TranscriptSink
+from streamer.sinks import (
+    EmitLogSink,
+    OutputClosedError,
+    PlainSink,
+    TextTyper,
+    TranscriptSink,
+)
 from streamer.transcribe import Engine
 from streamer.types import Committed, Endpoint, Notice
 
@@ -99,12 +105,14 @@ def run_live(config: Config, input_path: str | None = None) -> int:
     )
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     view = contextlib.nullcontext() if config.ui.plain else LiveView(lambda: model.state, config.ui)
-    if config.ui.plain:
-        _err(f"streamer: {engine.describe()}; listening on {source.name}")
     try:
         with view, _Keys() as keys:
             pipeline.start()
+            if config.ui.plain:
+                _err(f"streamer: {engine.describe()}; listening on {source.name}")
             _event_loop(pipeline, sinks, model, keys)
+            if pipeline.source_error is not None:
+                raise pipeline.source_error
     finally:
         signal.signal(signal.SIGTERM, previous)
         pipeline.stop()
@@ -142,8 +150,12 @@ def _deliver(event, sinks: list, model) -> None:
                     sink.on_commit(event.words)
                 else:
                     sink.on_endpoint(event)
+            except OutputClosedError:
+                raise KeyboardInterrupt from None  # the reader has gone: stop like q
             except SinkError as error:
                 model.apply(Notice(str(error), "error"))
+    if isinstance(event, Notice) and model.config.plain:
+        _err(f"streamer: {event.text}")
     model.apply(event)
 
 

@@ -74,11 +74,16 @@ def _live_args(parser: argparse.ArgumentParser) -> None:
     _model_args(parser)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="streamer", description="Real-time transcription with Whisper on ONNX Runtime."
     )
-    commands = parser.add_subparsers(dest="command")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     _live_args(commands.add_parser("live", help="live captions (the default command)"))
 
@@ -163,10 +168,20 @@ def live_config(args: argparse.Namespace) -> Config:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
+    from streamer.audiofile import audio_info
     from streamer.formats import render
     from streamer.transcribe import Engine, transcribe_file
 
     config = load_config("captions", None, _model_overrides(args))
+    for path in args.files:
+        audio_info(path)  # a bad input fails now, before the model loads
+    stems = [Path(path).stem for path in args.files]
+    if args.output and len(set(stems)) < len(stems):
+        twice = sorted({stem for stem in stems if stems.count(stem) > 1})
+        raise ConfigError(
+            f"several inputs are named {', '.join(twice)}: their outputs would overwrite each "
+            "other in --output; rename them or run them separately"
+        )
     decode = config.decode
     if args.initial_prompt:
         decode = replace(decode, initial_prompt=args.initial_prompt)
@@ -176,7 +191,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ConfigError(
-                f"cannot create output directory {out_dir}: {error.strerror}"
+                f"cannot create output directory {out_dir}: {error.strerror}; "
+                "choose a writable --output"
             ) from error
     engine = Engine(config.model, log=_err)
     _err(f"model: {engine.describe()}")
@@ -259,8 +275,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
     devices = list_input_devices()
     if not devices:
-        print("no audio input devices found")
-        return 1
+        from streamer.errors import AudioDeviceError
+
+        raise AudioDeviceError(
+            "no audio input devices found; on Linux install libasound2-plugins and check "
+            "that PulseAudio or PipeWire is running (pactl info)"
+        )
     for device in devices:
         marks = ("*" if device.is_default else " ") + ("M" if device.is_monitor else " ")
         print(

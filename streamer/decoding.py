@@ -18,8 +18,8 @@ from streamer.tokenizer import Tokenizer
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax in float64 for stable sums, shape preserved."""
-    logits = logits.astype(np.float64)
+    """Row-wise log-softmax in float32 (as CTranslate2 computes it), shape preserved."""
+    logits = np.asarray(logits, dtype=np.float32)
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 

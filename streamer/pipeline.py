@@ -21,6 +21,7 @@ from streamer.audio import SAMPLE_RATE, ms_to_samples, seconds_to_samples
 from streamer.buffer import RingBuffer
 from streamer.capture import AudioSource, DeviceLostError
 from streamer.config import Config
+from streamer.errors import AudioDeviceError, StreamerError
 from streamer.streaming import StepResult, StreamingTranscriber
 from streamer.transcribe import Engine
 from streamer.types import (
@@ -96,6 +97,7 @@ class Pipeline:
         self._decoded_end = 0
         self._rtf = 0.0
         self._last_latency: float | None = None
+        self.source_error: StreamerError | None = None  # the source failed part way
         self._virtual_now = 0.0  # the virtual clock's time, for stats
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -196,6 +198,9 @@ class Pipeline:
                 self._emit(Notice(f"{error}; waiting for the device to return"))
                 self._reopen_when_back()
                 continue
+            except StreamerError as error:  # e.g. a file corrupt part way: end the stream here
+                self.source_error = error
+                break
             if block is None:
                 if self.source.closed:
                     break
@@ -241,7 +246,7 @@ class Pipeline:
                 return
             try:
                 reopen()
-            except DeviceLostError:
+            except AudioDeviceError:  # still missing, or lost again
                 continue
             except Exception as error:  # noqa: BLE001 - any other failure means: still gone
                 if "lost" not in str(error).lower() and "not found" not in str(error).lower():
@@ -334,8 +339,7 @@ class Pipeline:
         new_audio = end_sample - max(self._decoded_end, start)
         self._decoded_end = end_sample
         virtual_now = max(virtual_now, end_sample / SAMPLE_RATE) + result.compute_s
-        if self.virtual_clock:
-            result = _restamp(result, virtual_now)
+        result = _restamp(result, virtual_now if self.virtual_clock else self._now(0.0))
         self._publish(result, new_audio)
         self.transcriber.maybe_trim(end_sample)
         self.ring.consume(min(self.transcriber.window_start, self.ring.end_sample))

@@ -76,7 +76,7 @@ def read_model_info(directory: Path, precision: str, verify: bool = True) -> Mod
         raise ModelLoadError(f"unknown precision {precision!r}; valid: fp32, int8")
     encoder, decoder = ENCODER_FILES[precision], DECODER_FILES[precision]
     if verify:
-        verify_files(directory, [encoder, decoder, "tokenizer.json", "config.json"], full=False)
+        verify_files(directory, [encoder, decoder, "tokenizer.json", "config.json"], full=True)
     config = _read_json(directory / "config.json")
     generation_path = directory / "generation_config.json"
     generation = _read_json(generation_path) if generation_path.exists() else {}
@@ -171,6 +171,11 @@ def create_session(path: Path, config: ModelConfig):
         ort.GraphOptimizationLevel, _OPT_LEVELS[config.graph_optimization]
     )
     options.log_severity_level = 3
+    # idle worker threads sleep instead of spinning: spinning burns the second core while the
+    # other threads (capture, UI) or other programs need it, and measured 1.5-3x slower steps
+    # on a shared 2-core machine
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=choose_providers(config.device))
     except Exception as error:  # ORT raises its own exception types for bad files

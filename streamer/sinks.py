@@ -212,9 +212,17 @@ class PlainSink:
             self._stream.write(text)
             self._stream.flush()
         except BrokenPipeError as error:
-            raise SinkError(
+            # nobody reads any more: later writes and the exit flush go to /dev/null, quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+            raise OutputClosedError(
                 "the program reading the transcript has exited (broken pipe)"
             ) from error
+
+
+class OutputClosedError(SinkError):
+    """The reader of standard output has gone (broken pipe): there is no one to caption for."""
 
 
 def _emit_record(word: CommittedWord) -> str:
@@ -327,7 +335,7 @@ class TranscriptSink:
             reason = error.strerror or str(error)
             raise SinkError(
                 f"cannot create transcript directory {self.directory}: {reason}; "
-                "pass a writable directory with --transcript-dir"
+                "pass a writable directory with --transcript"
             ) from error
         self.stem = _free_stem(self.directory, stem or session_stem())
         self.jsonl_path, self.markdown_path, self.srt_path, self.vtt_path = (

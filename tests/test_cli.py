@@ -192,10 +192,6 @@ def _seconds(parts) -> float:
     return hours * 3600 + minutes * 60 + seconds + millis / 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py cmd_transcribe names outputs by stem only: b/talk.flac overwrites a/talk.txt",
-)
 def test_transcribe_same_stem_twice_does_not_silently_overwrite(tmp_path, model_dir):
     """Two inputs named alike (a/talk.wav, b/talk.flac) must not collapse into one output file:
     either both transcripts are kept or the command refuses with one line, writing nothing."""

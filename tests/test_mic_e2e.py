@@ -152,11 +152,6 @@ def test_spoken_sentence_is_transcribed_from_the_microphone(mic, played, tmp_pat
     assert "".join(live.stdout).split() == _transcript_text(tmp_path / "transcript").split()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app.py run_live prints 'listening on {source.name}' before pipeline.start() opens "
-    "the device, so MicSource.name is still '' (the line ends in 'listening on ')",
-)
 def test_plain_mode_names_the_device_it_records(mic, tmp_path, model_dir):
     live = LiveProcess("--device", mic.monitor, "--plain")
     try:
@@ -196,12 +191,6 @@ def test_device_loss_keeps_the_transcript_and_says_so_in_one_line(mic, played, t
     assert "".join(live.stdout).split() == _transcript_text(transcript).split()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._reopen_when_back re-raises AudioDeviceError('no input device matches') "
-    "because it matches messages for 'lost'/'not found'; the process exits 1 about 1.5 s after "
-    "the loss instead of waiting, and plain mode never prints Notice events",
-)
 def test_device_loss_then_return_resumes_capture(mic, played, tmp_path, model_dir):
     """The microphone comes back: the same process carries on and transcribes what is said
     next; the loss and the return are each one line on stderr; Ctrl-C then exits 0."""

@@ -145,11 +145,6 @@ def test_bad_audio_file_live(bad_files, model_dir, case):
     assert_one_line_error(result, BAD_FILE_ADVICE[case])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py cmd_transcribe loads the model and prints 'model: ...' to stderr before it "
-    "opens any input: a bad file gives two stderr lines (and costs a model load first)",
-)
 @pytest.mark.parametrize("case", ["missing", "random-bytes"])
 def test_bad_audio_file_transcribe(bad_files, model_dir, case):
     result = streamer("transcribe", bad_files[case])
@@ -211,12 +206,6 @@ def test_file_corrupt_part_way_gives_one_error_line(cut_flac_run):
     assert len(errors) == 1 and re.search(r"corrupt.*re-export", errors[0]), result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._guard sets stop_event as soon as capture raises, so the inference thread "
-    "stops without decoding the audio already in the ring, and next_event() re-raises before "
-    "the events already queued are delivered: nothing before the corrupt point is kept",
-)
 def test_file_corrupt_part_way_keeps_what_came_before(cut_flac_run):
     result, transcript, _ = cut_flac_run
     lines = result.stdout.splitlines()
@@ -227,12 +216,6 @@ def test_file_corrupt_part_way_keeps_what_came_before(cut_flac_run):
 
 # --- devices ---------------------------------------------------------------------------------
 
-BANNER_FIRST = pytest.mark.xfail(
-    strict=True,
-    reason="app.py run_live prints 'streamer: ...; listening on ' to stderr before "
-    "pipeline.start() opens the device, so a device error is the second stderr line",
-)
-
 
 @pytest.fixture(scope="module")
 def mic():
@@ -241,7 +224,6 @@ def mic():
 
 
 @needs_pulseaudio
-@BANNER_FIRST
 @pytest.mark.parametrize(
     ("device", "advice"),
     [
@@ -256,16 +238,11 @@ def test_unknown_device(mic, model_dir, device, advice):
     assert mic.monitor in line, "the message lists the devices there are"
 
 
-@BANNER_FIRST
 def test_no_sound_server_live(model_dir):
     result = streamer("live", "--plain", env=NO_SOUND_SERVER)
     assert_one_line_error(result, r"no audio input device.*(pactl|libasound2-plugins)")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py cmd_devices prints 'no audio input devices found' to stdout, without advice",
-)
 def test_no_sound_server_devices():
     result = streamer("devices", env=NO_SOUND_SERVER)
     if "no audio input devices found" not in result.stdout + result.stderr:
@@ -275,11 +252,6 @@ def test_no_sound_server_devices():
 
 # --- configuration ---------------------------------------------------------------------------
 
-ARGPARSE_ONE_LINE = pytest.mark.xfail(
-    strict=True,
-    reason="argparse prints the whole usage (8-11 lines) before 'error: invalid choice'; "
-    "cli.py should override ArgumentParser.error() to print one line",
-)
 
 CONFIG_CASES = [
     pytest.param(
@@ -315,7 +287,6 @@ CONFIG_CASES = [
         None,
         ["--mode", "nosuchmode"],
         r"nosuchmode.*captions.*dictation.*meeting.*low-latency",
-        marks=ARGPARSE_ONE_LINE,
         id="unknown-mode",
     ),
 ]
@@ -335,7 +306,6 @@ def test_bad_configuration(tmp_path, speech_wav, toml, flags, advice):
     assert time.monotonic() - started < 10, "a config error is found before the model loads"
 
 
-@ARGPARSE_ONE_LINE
 def test_bad_transcribe_format():
     result = streamer("transcribe", "x.wav", "--format", "xml")
     assert_one_line_error(result, r"xml.*txt.*srt.*vtt.*jsonl")
@@ -405,11 +375,6 @@ MODEL_CASES = [
     pytest.param(
         "corrupt",
         r"corrupt.*SHA256.*streamer models build --force",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="session.read_model_info calls verify_files(full=False): size only, no SHA256; "
-            "the flipped encoder loads and transcribes (differently) with exit 0",
-        ),
         id="corrupt",
     ),
 ]
@@ -451,11 +416,6 @@ OUTPUT_CASES = [
         "--transcript",
         "sub",
         r"cannot create transcript directory .*: Not a directory; .*writable",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="sinks.py TranscriptSink tells the user to pass --transcript-dir; the option "
-            "is --transcript",
-        ),
         id="transcript-dir",
     ),
     pytest.param(
@@ -470,11 +430,6 @@ OUTPUT_CASES = [
         "--output",
         "sub",
         r"cannot create output directory .*: Not a directory; .*(choose|writable|pass)",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="cli.py cmd_transcribe: 'cannot create output directory X: Not a directory' "
-            "says what failed but not what to do",
-        ),
         id="transcribe-output",
     ),
 ]
@@ -588,12 +543,6 @@ def test_kill_9_loses_no_caption_that_was_shown(tmp_path, speech_wav, model_dir,
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="PlainSink turns BrokenPipeError into a SinkError that app._deliver shows as a notice "
-    "and ignores: with no reader left the process keeps transcribing to the end of the input "
-    "(forever for a microphone)",
-)
 def test_reader_going_away_stops_plain_output(tmp_path, model_dir):
     """``streamer live --plain | head -n 1``: once the reader has gone, streamer stops soon
     after its next write, quietly."""
@@ -742,12 +691,6 @@ def test_overload_is_felt_then_latency_recovers(overload_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._decode_step passes now_s=self._now() evaluated before the step runs, and "
-    "StreamingTranscriber.step stamps emitted_at_s with it: commits are dated before the "
-    "decode (and the throttle) happened, so emit_s / commit latency read low by a step",
-)
 def test_emitted_at_is_when_the_word_was_emitted(overload_run):
     early = [arrival - word.emitted_at_s for arrival, word in overload_run["words"]]
     print(

@@ -213,7 +213,7 @@ def test_unwritable_transcript_directory_is_a_one_line_sink_error(tmp_path):
     with pytest.raises(SinkError) as caught:
         TranscriptSink(blocker / "meetings")
     message = str(caught.value)
-    assert str(blocker / "meetings") in message and "--transcript-dir" in message
+    assert str(blocker / "meetings") in message and "--transcript" in message
     assert "\n" not in message
 
 

@@ -21,6 +21,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from difflib import SequenceMatcher
 from typing import Protocol
 
 from streamer.audio import ms_to_samples
@@ -28,6 +29,7 @@ from streamer.types import Hypothesis, Word
 
 # A committed word ending with one of these closes a sentence: a safe place to cut the window.
 SENTENCE_END = (".", "?", "!", "\u3002", "\uff1f", "\uff01", "\u2026")
+SIMILAR_SPELLING = 0.75  # difflib ratio above which two readings are the same word
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,24 @@ class LocalAgreement:
         # speech even when it repeats the last words ("no, no").
         if words[0].start_sample - self._committed_end_sample > self._seam_window_samples:
             return words
-        return words[self._seam_overlap(words) :]
+        words = words[self._seam_overlap(words) :]
+        if words and self._restates_last(words[0]):
+            words = words[1:]
+        return words
+
+    def _restates_last(self, word: Word) -> bool:
+        """A word that begins inside the last committed word and spells nearly the same is
+        the same word read again with more audio ("letter" then "letterpress")."""
+        if not self._tail or word.start_sample >= self._committed_end_sample:
+            return False
+        old, new = normalize(self._tail[-1].text), normalize(word.text)
+        if not old or not new:
+            return False
+        return (
+            new.startswith(old)
+            or old.startswith(new)
+            or (SequenceMatcher(None, old, new).ratio() >= SIMILAR_SPELLING)
+        )
 
     def _seam_overlap(self, words: tuple[Word, ...]) -> int:
         """Length of the longest n-gram that ends the committed text and starts ``words``."""

@@ -322,6 +322,12 @@ class SoakResult:
         return (self.end().rss_bytes - self.start().rss_bytes) / 2**20
 
     @property
+    def rss_late_growth_mb(self) -> float:
+        """Growth over the second half (middle -> end): a leak keeps growing, while arenas
+        that are still meeting new tensor shapes settle."""
+        return (self.end().rss_bytes - self.middle().rss_bytes) / 2**20
+
+    @property
     def rss_peak_growth_mb(self) -> float:
         after = [c.rss_bytes for c in self.checkpoints if c.audio_s >= self.start().audio_s]
         return (max(after) - self.start().rss_bytes) / 2**20
@@ -464,6 +470,7 @@ def report_rows(result: SoakResult) -> list[tuple[str, str, str, str]]:
             f"< {RSS_GROWTH_TARGET_MB:g}",
             verdict(result.rss_growth_mb < RSS_GROWTH_TARGET_MB),
         ),
+        ("RSS growth middle -> end, MB", f"{result.rss_late_growth_mb:+.1f}", "", ""),
         ("RSS highest after start - start, MB", f"{result.rss_peak_growth_mb:+.1f}", "", ""),
         (
             "threads start / middle / end",
@@ -541,6 +548,7 @@ def write_json(path: Path, result: SoakResult, header: Sequence[str]) -> None:
         "rss_middle_bytes": result.middle().rss_bytes,
         "rss_end_bytes": result.end().rss_bytes,
         "rss_growth_mb": result.rss_growth_mb,
+        "rss_late_growth_mb": result.rss_late_growth_mb,
         "threads": [result.start().threads, result.middle().threads, result.end().threads],
         "latency_phase_s": result.phase_s,
         "latency_first": asdict(first),

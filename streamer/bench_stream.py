@@ -547,10 +547,11 @@ def code_state() -> str:
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
+        ).stdout
 
     try:
-        commit = git("rev-parse", "--short", "HEAD")
+        commit = git("rev-parse", "--short", "HEAD").strip()
+        # porcelain lines are "XY path": the status columns may start with a space
         changed = [line[3:] for line in git("status", "--porcelain", "-uno").splitlines()]
     except (OSError, subprocess.SubprocessError):
         return ""

@@ -3,7 +3,6 @@ and its metric helpers on hand-made words."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -107,7 +106,6 @@ def test_bench_stream_on_jfk_through_the_cli():
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -128,7 +126,8 @@ def test_bench_stream_on_jfk_through_the_cli():
     delta = float(jfk["WER% stream"]) - float(jfk["WER% offline"])
     assert float(jfk["delta pts"]) == pytest.approx(delta, abs=0.01)
     assert 0.0 < float(jfk["CPU s/audio s"]) < 5.0
-    assert 50 < float(jfk["peak RSS MB"]) <= float(jfk["maxrss MB"]) + 1
+    # psutil's RSS and ru_maxrss are counted a little differently: allow a few MB
+    assert 50 < float(jfk["peak RSS MB"]) <= float(jfk["maxrss MB"]) + 5
 
     quiet = _row(lines, "silence and faint noise (fast)")
     assert quiet["words"] == "0" and float(quiet["audio s"]) == 240.0

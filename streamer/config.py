@@ -249,10 +249,18 @@ def _validate_ranges(config: Any) -> None:
     vad_onset = isinstance(config, VadConfig) and config.onset_frames > config.onset_window_frames
     if vad_onset:
         raise ConfigError("vad.onset_frames must not exceed vad.onset_window_frames")
+    tables = {
+        AudioConfig: "audio",
+        VadConfig: "vad",
+        DecodeOptions: "decode",
+        StreamConfig: "stream",
+        ModelConfig: "model",
+        UiConfig: "ui",
+    }
     for name, ok, valid in checks.get(type(config), []):
         value = getattr(config, name)
         if not ok(value):
-            section = type(config).__name__
+            section = tables[type(config)]  # the TOML table, as the user writes it
             raise ConfigError(f"{section}.{name} = {value!r} is out of range; must be {valid}")
 
 

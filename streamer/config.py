@@ -57,7 +57,7 @@ class VadConfig:
     onset_frames: int = 3
     onset_window_frames: int = 5
     pre_roll_ms: int = 360  # kept before the onset so first syllables survive
-    pause_ms: int = 180  # silence inside a span after which the words so far are final
+    pause_ms: int = 150  # silence inside a span after which the words so far are final
     hangover_ms: int = 600  # silence that ends a span (and resets the decoding window)
     max_utterance_s: float = 20.0  # longer spans are cut at the quietest frame
 

@@ -99,6 +99,7 @@ class Pipeline:
         self._last_latency: float | None = None
         self.source_error: StreamerError | None = None  # the source failed part way
         self._virtual_now = 0.0  # the virtual clock's time, for stats
+        self._reader_gone = False  # stopped and nobody drained the events for a while
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -157,15 +158,25 @@ class Pipeline:
             return None
 
     def _emit(self, event, essential: bool = True) -> None:
-        """Committed text, endpoints and notices wait for room; the rest may be dropped."""
-        if essential:
+        """Committed text, endpoints and notices wait for room; the rest may be dropped.
+
+        After stop, an essential event waits at most JOIN_TIMEOUT_S for a reader (stale
+        tentative/stats events are discarded to make room): nobody reading means nobody to
+        show it to, and the thread must still end."""
+        if essential and not self._reader_gone:
+            give_up = None
             while True:
                 try:
                     self._out.put(event, timeout=0.1)
                     return
                 except queue.Full:
-                    if self.stop_event.is_set() and self._out.full():
-                        self._drain_droppable()
+                    if not self.stop_event.is_set():
+                        continue
+                    self._drain_droppable()
+                    give_up = give_up or time.monotonic() + JOIN_TIMEOUT_S / 2
+                    if time.monotonic() > give_up:
+                        self._reader_gone = True  # later events do not wait again
+                        break
         try:
             self._out.put_nowait(event)
         except queue.Full:

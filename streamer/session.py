@@ -224,28 +224,29 @@ class EncoderSession:
 @dataclass
 class KVCache:
     """Self-attention K/V per layer (grows by one position per step) and cross-attention K/V
-    per layer (fixed per encoder pass). Arrays are (batch, n_head, length, d_head) float32.
+    per layer (fixed per encoder pass), each (batch, n_head, length, d_head) float32.
 
-    ``offset`` is the number of token positions already in the cache.
+    Tensors are numpy arrays, or ONNX Runtime OrtValues that stay on the execution device when
+    the decoder runs with IO binding (CUDA). ``offset`` is the number of positions cached.
     """
 
-    self_kv: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
-    cross_kv: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    self_kv: list[tuple] = field(default_factory=list)
+    cross_kv: list[tuple] = field(default_factory=list)
 
     @property
     def offset(self) -> int:
-        return 0 if not self.self_kv else int(self.self_kv[0][0].shape[2])
+        return 0 if not self.self_kv else int(_shape(self.self_kv[0][0])[2])
 
     @property
     def batch_size(self) -> int:
-        return 0 if not self.cross_kv else int(self.cross_kv[0][0].shape[0])
+        return 0 if not self.cross_kv else int(_shape(self.cross_kv[0][0])[0])
 
     def reorder(self, indices: np.ndarray) -> KVCache:
-        """Select/duplicate batch rows (beam search)."""
+        """Select/duplicate batch rows (beam search); device tensors come back to the host."""
         same_rows = len(indices) == self.batch_size and np.all(indices == np.arange(len(indices)))
         if same_rows:
             return self
-        take = lambda a: np.ascontiguousarray(a[indices])  # noqa: E731
+        take = lambda a: np.ascontiguousarray(_host(a)[indices])  # noqa: E731
         cross = self.cross_kv
         if not np.all(indices == indices[0]) or len(indices) != self.batch_size:
             cross = [(take(k), take(v)) for k, v in self.cross_kv]
@@ -253,9 +254,21 @@ class KVCache:
 
     def truncate(self, length: int) -> KVCache:
         """Keep the first ``length`` positions (resume decoding after a shared prefix)."""
+        if length == self.offset:
+            return self
         return replace(
-            self, self_kv=[(k[:, :, :length], v[:, :, :length]) for k, v in self.self_kv]
+            self,
+            self_kv=[(_host(k)[:, :, :length], _host(v)[:, :, :length]) for k, v in self.self_kv],
         )
+
+
+def _shape(tensor) -> tuple[int, ...]:
+    shape = tensor.shape
+    return tuple(shape() if callable(shape) else shape)  # OrtValue.shape is a method
+
+
+def _host(tensor) -> np.ndarray:
+    return tensor if isinstance(tensor, np.ndarray) else tensor.numpy()
 
 
 @dataclass(frozen=True)
@@ -268,10 +281,13 @@ class DecoderOutput:
 class DecoderSession:
     """The merged decoder: ``prefill`` builds the cache, ``step`` extends it."""
 
-    def __init__(self, info: ModelInfo, config: ModelConfig):
+    def __init__(self, info: ModelInfo, config: ModelConfig, io_binding: bool | None = None):
         self.info = info
         self.session = create_session(info.decoder_path, config)
         self.provider = provider_name(self.session)
+        # on CUDA the KV cache stays on the GPU between steps; on the CPU plain runs are as fast
+        self.io_binding = self.provider == "CUDA" if io_binding is None else io_binding
+        self._device = "cuda" if self.provider == "CUDA" else "cpu"
         n = info.n_text_layer
         self._past_names = [
             (
@@ -334,7 +350,11 @@ class DecoderSession:
             names += self._present_cross
         if want_attention and self.has_cross_attentions:
             names += self._cross_attention
-        values = dict(zip(names, self.session.run(names, self._feeds(tokens, hidden, cache))))
+        feeds = self._feeds(tokens, hidden, cache)
+        if self.io_binding:
+            values = self._run_bound(names, feeds)
+        else:
+            values = dict(zip(names, self.session.run(names, feeds)))
         self_kv = [
             (values[k], values[v])
             for k, v in zip(self._present_self[::2], self._present_self[1::2])
@@ -347,11 +367,25 @@ class DecoderSession:
         else:
             cross_kv = cache.cross_kv
         attention = (
-            [values[n] for n in self._cross_attention]
+            [_host(values[n]) for n in self._cross_attention]
             if want_attention and self.has_cross_attentions
             else None
         )
-        return DecoderOutput(values["logits"], KVCache(self_kv, cross_kv), attention)
+        return DecoderOutput(_host(values["logits"]), KVCache(self_kv, cross_kv), attention)
+
+    def _run_bound(self, names: list[str], feeds: dict) -> dict:
+        """One call with IO binding: the caches stay OrtValues on the execution device (no copy
+        through the host between steps); only the logits come back."""
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, value)
+            else:
+                binding.bind_ortvalue_input(name, value)
+        for name in names:
+            binding.bind_output(name, self._device)
+        self.session.run_with_iobinding(binding)
+        return dict(zip(names, binding.get_outputs()))
 
     def prefill(
         self, tokens: np.ndarray, audio_features: np.ndarray, want_attention: bool = False

@@ -164,3 +164,22 @@ def test_long_audio_seeks_across_windows(engine):
     assert starts == sorted(starts)
     assert transcript.text.lower().count("fox") == 3, transcript.text
     assert transcript.segments[-1].end_s <= len(audio) / 16000 + 0.5
+
+
+def test_io_binding_path_gives_the_same_tokens(engine):
+    """The IO-binding path (used on CUDA, where the KV cache stays on the GPU) run on the CPU:
+    greedy, draft-resumed and beam decoding equal the plain path."""
+    require_espeak()
+    from streamer.config import ModelConfig
+    from streamer.decoding import DecodeTask
+    from streamer.session import DecoderSession
+
+    bound = DecoderSession(
+        engine.info, ModelConfig(precision="int8", device="cpu"), io_binding=True
+    )
+    features = engine.encode(speech_samples(SENTENCE))
+    for options in (DecodeOptions(), replace(DecodeOptions(), beam_size=3)):
+        plain = DecodeTask(engine.decoder, engine.tokenizer, options).run(features)
+        task = DecodeTask(bound, engine.tokenizer, options)
+        assert task.run(features).tokens == plain.tokens
+        assert task.run(features, draft=list(plain.tokens[:6])).tokens == plain.tokens

@@ -499,24 +499,3 @@ def _write_json(
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def _standalone(argv: list[str] | None = None) -> int:
-    """``python -m streamer.bench offline ... --json PATH``: the CLI's bench parser plus
-    ``--json``, until the CLI has that flag itself."""
-    from streamer.cli import build_parser
-
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--json", metavar="PATH")
-    known, rest = extra.parse_known_args(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(["bench", *rest])
-    args.json = known.json
-    try:
-        return main(args)
-    except StreamerError as error:
-        _err(f"streamer: error: {error}")
-        return error.exit_code
-
-
-if __name__ == "__main__":
-    raise SystemExit(_standalone())

@@ -34,7 +34,7 @@ import numpy as np
 
 from streamer.audio import SAMPLE_RATE, ms_to_samples, seconds_to_samples
 from streamer.config import Config, load_config
-from streamer.errors import ConfigError, DependencyError, StreamerError
+from streamer.errors import ConfigError, DependencyError
 from streamer.types import AudioBlock, Committed, SpeechSpan
 
 SEED = 20240611
@@ -628,24 +628,3 @@ def _progress_printer() -> Callable[[Checkpoint], None]:
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def _standalone(argv: list[str] | None = None) -> int:
-    """``python -m streamer.bench_soak --minutes N ... --json PATH``: the CLI's parser plus
-    ``--json``, until the CLI has that flag itself."""
-    from streamer.cli import build_parser
-
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--json", metavar="PATH")
-    known, rest = extra.parse_known_args(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(["bench", "soak", *rest])
-    args.json = known.json
-    try:
-        return soak(args)
-    except StreamerError as error:
-        _err(f"streamer: error: {error}")
-        return error.exit_code
-
-
-if __name__ == "__main__":
-    raise SystemExit(_standalone())

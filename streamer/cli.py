@@ -111,14 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     offline.add_argument("--sets", default="librispeech,longform")
     offline.add_argument("--no-reference", action="store_true", help="skip faster-whisper")
     offline.add_argument("--model-device", choices=("auto", "cpu", "cuda"), default="cpu")
+    offline.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     stream = bench_sub.add_parser("stream", help="streaming latency and WER")
     stream.add_argument("--manifest", required=True)
     stream.add_argument("--pace", choices=("realtime", "fast"), default="realtime")
     stream.add_argument("--limit", type=int)
     stream.add_argument("--mode", choices=MODES, default="captions")
+    stream.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     soak = bench_sub.add_parser("soak", help="hours of audio on the virtual clock")
     soak.add_argument("--minutes", type=float, default=60.0)
     soak.add_argument("--manifest", help="speech to loop (default: generated)")
+    soak.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     return parser
 
 

@@ -7,8 +7,9 @@ same ``Engine``), one file after another. Measured per file and overall:
 - commit latency: ``emitted_at_s`` of a committed word minus the end of the word
   (``end_sample / 16000``), both on the pipeline clock (wall clock at ``--pace realtime``,
   the virtual clock at ``--pace fast``). At realtime pace the time the benchmark *received*
-  each commit is recorded as well ("seen"), which also counts the compute of the step that
-  made the commit.
+  each commit is recorded as well ("seen"): a check on the stamp, which must not be taken
+  before the step that made the commit has run (it was, before 92b9d4b), and on the queue
+  between the inference thread and the consumer.
 - end of speech to final: for each reference segment (``segments`` in the manifest, start_s
   and end_s), the committed words whose midpoint lies in the segment; the emit time of the
   last of them minus the segment's end. A file without segments is one segment that ends at
@@ -394,8 +395,8 @@ TARGET_CELLS = {
 }
 LEGEND = (
     "commit = emitted_at_s of a committed word minus its end (pipeline clock); seen = the same "
-    "measured when the benchmark received the commit (realtime pace only; it also counts the "
-    "compute of the step that committed). EoS->final = emit time of the last committed word of "
+    "measured when the benchmark received the commit (realtime pace only; a check on the stamp "
+    "and on the event queue). EoS->final = emit time of the last committed word of "
     "a reference segment minus the segment's end. WER% after Whisper's English normalizer, "
     "corpus-level; delta = stream - offline in points; stream vs offline = streamed text scored "
     "against our offline transcript. CPU s/audio s = process CPU time (all threads) over the "

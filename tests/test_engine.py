@@ -183,3 +183,23 @@ def test_io_binding_path_gives_the_same_tokens(engine):
         task = DecodeTask(bound, engine.tokenizer, options)
         assert task.run(features).tokens == plain.tokens
         assert task.run(features, draft=list(plain.tokens[:6])).tokens == plain.tokens
+
+
+def test_directory_without_manifest_loads_like_a_download(model_dir, tmp_path):
+    """A Xenova/onnx-community directory has the same file names but no manifest.json: it
+    loads (presence checked only), reports the files it picked, and transcribes."""
+    require_espeak()
+    from streamer.config import ModelConfig
+    from streamer.transcribe import Engine
+
+    download = tmp_path / "whisper-tiny.en-download"
+    download.mkdir()
+    for path in model_dir.iterdir():
+        if path.name != "manifest.json":
+            (download / path.name).symlink_to(path)
+    engine = Engine(
+        ModelConfig(path=str(download), precision="fp32", device="cpu"), log=lambda _: None
+    )
+    assert "encoder_model.onnx + decoder_model_merged.onnx" in engine.describe()
+    transcript = transcribe_audio(engine, speech_samples(SENTENCE))
+    assert _wer(SENTENCE, transcript.text) < 0.3, transcript.text

@@ -11,7 +11,8 @@ most likely allocated before the memory baseline is taken.
 
 Reported: RSS after warm-up, in the middle and at the end, and the growth (target below
 ``RSS_GROWTH_TARGET_MB``); OS threads at the same three points (constant); commit latency in the
-first and the last ``PHASE_S`` of audio (the last no worse); words committed, words committed
+first and the last ``PHASE_S`` of audio (the last no worse; the last phase replays the audio of
+the first, so the two differ only in what the process carries); words committed, words committed
 inside a silence, dropped audio.
 """
 
@@ -46,6 +47,7 @@ BASELINE_AFTER_S = 60.0  # the memory baseline: the first checkpoint after this 
 BASELINE_FRACTION = 0.05  # ... or after this fraction of the run, whichever is later
 CHECK_EVERY_S = 60.0  # a checkpoint (RSS, threads) every minute of decoded audio
 PHASE_S = 600.0  # latency of the first and the last ten minutes (a third of shorter runs)
+REPLAY_GAP_S = 6.0  # silence before the replayed last phase: longer than any prompt carry-over
 SILENCE_MARGIN_S = 1.0  # a word whose midpoint is this far from any speech came from silence
 RSS_GROWTH_TARGET_MB = 10.0
 LATENCY_DRIFT_TOLERANCE_S = 0.1  # "last no worse than first" allows this much noise
@@ -155,6 +157,11 @@ class ManifestClips:
         yield from stream_audio(self.paths[index], self.BLOCK_SAMPLES)
 
 
+def phase_seconds(total_s: float) -> float:
+    """Length of the first and the last phase, whose latencies are compared."""
+    return min(PHASE_S, total_s / 3)
+
+
 # --- the source ----------------------------------------------------------------------------------
 
 
@@ -170,7 +177,9 @@ class SoakSource:
         self.clips = clips
         self.total_samples = seconds_to_samples(total_s)
         self.block_samples = ms_to_samples(block_ms)
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        # the last phase replays the first, after a silence, so their latencies compare
+        self.replay_sample = self.total_samples - seconds_to_samples(phase_seconds(total_s))
         self.name = f"soak: {clips.name}, {total_s / 60:g} min"
         self.native_rate = SAMPLE_RATE
         self.channels = 1
@@ -225,25 +234,40 @@ class SoakSource:
             self.speech_spans.append(SpeechSpan(start, end))
 
     def _generate(self) -> Iterator[tuple[bool, np.ndarray]]:
-        """(is_speech, samples) pieces without end: the warm-up turn, then silence, turn, ..."""
+        """(is_speech, samples) pieces without end: the seeded sequence until the replay point
+        (cut short, then ``REPLAY_GAP_S`` of silence), then the same sequence again."""
+        gap = seconds_to_samples(REPLAY_GAP_S)
+        made = 0
+        for is_speech, samples in self._sequence():
+            samples = samples[: max(0, self.replay_sample - gap - made)]
+            if not len(samples):
+                break
+            made += len(samples)
+            yield is_speech, samples
+        yield False, np.zeros(max(0, self.replay_sample - made), dtype=np.float32)
+        yield from self._sequence()
+
+    def _sequence(self) -> Iterator[tuple[bool, np.ndarray]]:
+        """The warm-up turn, then silence, turn, silence, ... drawn from ``seed``."""
+        rng = np.random.default_rng(self.seed)
         gap = np.zeros(seconds_to_samples(TURN_GAP_S), dtype=np.float32)
         made = 0
         while made < seconds_to_samples(WARM_UP_SPEECH_S):
-            for block in self.clips.blocks(int(self.rng.integers(len(self.clips)))):
+            for block in self.clips.blocks(int(rng.integers(len(self.clips)))):
                 made += len(block)
                 yield True, block
             made += len(gap)
             yield True, gap
         while True:
             low, high = SILENCE_RANGE_S
-            pause = seconds_to_samples(float(self.rng.uniform(low, high)))
+            pause = seconds_to_samples(float(rng.uniform(low, high)))
             yield False, np.zeros(pause, dtype=np.float32)
-            n_clips = int(self.rng.integers(CLIPS_PER_TURN[0], CLIPS_PER_TURN[1] + 1))
+            n_clips = int(rng.integers(CLIPS_PER_TURN[0], CLIPS_PER_TURN[1] + 1))
             for number in range(n_clips):
                 if number:
                     yield True, gap
                 yield from (
-                    (True, b) for b in self.clips.blocks(int(self.rng.integers(len(self.clips))))
+                    (True, b) for b in self.clips.blocks(int(rng.integers(len(self.clips))))
                 )
 
 
@@ -293,7 +317,7 @@ class SoakResult:
 
     @property
     def phase_s(self) -> float:
-        return min(PHASE_S, self.audio_s / 3)
+        return phase_seconds(self.audio_s)
 
     def first(self) -> Latency:
         return _latency(self.latency_s[self.word_end_s < self.phase_s])
@@ -441,7 +465,7 @@ def report_rows(result: SoakResult) -> list[tuple[str, str, str, str]]:
     """(measure, value, target, meets) rows of the soak table."""
     start, middle, end = result.start(), result.middle(), result.end()
     first, last = result.first(), result.last()
-    phase = f"{result.phase_s / 60:g} min"
+    phase = f"{result.phase_s / 60:.1f} min"
 
     def verdict(ok: bool) -> str:
         return "yes" if ok else "NO"

@@ -72,11 +72,8 @@ class EvalItem:
     group: str  # "librispeech test-other", "librispeech test-clean", "longform"
 
 
-def read_eval_manifest(
-    path: str | Path, sets: Sequence[str] = ("librispeech", "longform"), limit: int | None = None
-) -> list[EvalItem]:
-    """Items of the manifest whose ``set`` is in ``sets``, grouped in ``GROUP_ORDER``;
-    ``limit``: the first N items of each group."""
+def manifest_records(path: str | Path) -> list[dict]:
+    """The JSON objects of an evaluation ``manifest.jsonl``, one per line."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -93,6 +90,16 @@ def read_eval_manifest(
             records.append(json.loads(line))
         except ValueError as error:
             raise ConfigError(f"{path}:{number} is not a JSON object ({error})") from error
+    return records
+
+
+def read_eval_manifest(
+    path: str | Path, sets: Sequence[str] = ("librispeech", "longform"), limit: int | None = None
+) -> list[EvalItem]:
+    """Items of the manifest whose ``set`` is in ``sets``, grouped in ``GROUP_ORDER``;
+    ``limit``: the first N items of each group."""
+    path = Path(path)
+    records = manifest_records(path)
     available = sorted({record["set"] for record in records})
     unknown = [name for name in sets if name not in available]
     if unknown:

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.audio import SAMPLE_RATE
+from streamer.bench import manifest_records
 from streamer.config import Config, load_config
 from streamer.errors import ConfigError, DependencyError, StreamerError
 from streamer.types import Committed, CommittedWord
@@ -90,21 +91,8 @@ def read_stream_items(manifest: str | Path, limit: int | None = None) -> list[St
     path = Path(manifest)
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise ConfigError(
-            f"cannot read manifest {path}: {error.strerror}; give the path of "
-            "manifest.jsonl in the evaluation folder (../shared/eval)"
-        ) from error
     items = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as error:
-            raise ConfigError(f"{path}:{number} is not a JSON object ({error})") from error
+    for record in manifest_records(path):
         if record.get("set") != "longform":
             continue
         segments = tuple(

@@ -496,6 +496,11 @@ def _write_json(
             for r in runs
         ],
     }
+    write_json_report(path, report)
+
+
+def write_json_report(path: Path, report: dict) -> None:
+    """Write a benchmark's ``--json`` report, with a one-line error if it cannot."""
     try:
         path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     except OSError as error:

@@ -34,6 +34,7 @@ from typing import Protocol
 import numpy as np
 
 from streamer.audio import SAMPLE_RATE, ms_to_samples, seconds_to_samples
+from streamer.bench import write_json_report
 from streamer.config import Config, load_config
 from streamer.errors import ConfigError, DependencyError
 from streamer.types import AudioBlock, Committed, SpeechSpan
@@ -581,12 +582,7 @@ def write_json(path: Path, result: SoakResult, header: Sequence[str]) -> None:
         "load_after": result.load_after,
         "checkpoints": [asdict(c) for c in result.checkpoints],
     }
-    try:
-        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(
-            f"cannot write {path}: {error.strerror}; choose another --json"
-        ) from error
+    write_json_report(path, report)
 
 
 # --- the command ---------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ A last row plays ``SILENCE_S`` of digital silence and ``SILENCE_S`` of white noi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -42,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.audio import SAMPLE_RATE
-from streamer.bench import manifest_records
+from streamer.bench import manifest_records, write_json_report
 from streamer.config import Config, load_config
 from streamer.errors import ConfigError, DependencyError, StreamerError
 from streamer.types import Committed, CommittedWord
@@ -628,12 +627,7 @@ def write_json(
             for run, text in zip(runs, offline)
         ],
     }
-    try:
-        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(
-            f"cannot write {path}: {error.strerror}; choose another --json"
-        ) from error
+    write_json_report(path, report)
 
 
 def _err(text: str) -> None:

@@ -6,13 +6,13 @@ Transcription System", 2023; the idea behind whisper_streaming's ``HypothesisBuf
 word once ``n`` consecutive hypotheses agree on it; everything after the agreed prefix stays
 tentative. Committed words never change again.
 
-Each hypothesis restates audio that is already committed. Two filters remove that restatement
-before agreement is computed:
-
-1. time: words lying in committed audio (ending at or just after the committed end) are dropped;
-2. text: words at the start of what remains that repeat the committed tail (an n-gram of up to
-   five words, compared lower case without punctuation) are dropped. This catches the words whose
-   timestamps moved past the committed end when Whisper re-aligned them with more context.
+Each hypothesis restates the committed words whose audio is still in the window. They are
+found by text first: the committed words of the window are aligned to the hypothesis (compared
+lower case without punctuation), and what follows the last committed word is new. Timing alone
+is not enough: Whisper moves word boundaries by a few hundred milliseconds between readings, so
+a short word after the committed end ("most, if not") looks like old audio, and a restated word
+re-aligned with more context looks like new audio. Time decides only where the text cannot: the
+committed tail was spelled differently this time ("concern" then "concerned") or not at all.
 """
 
 from __future__ import annotations
@@ -51,8 +51,10 @@ class CommitPolicy(Protocol):
         """Fold in the newest hypothesis of the window (words in absolute samples)."""
         ...
 
-    def force_commit(self) -> CommitUpdate:
-        """Commit the whole tentative tail now (a VAD endpoint: no more audio is coming)."""
+    def force_commit(self, end_of_utterance: bool = False) -> CommitUpdate:
+        """Commit the whole tentative tail now (a pause or a VAD endpoint). After the end of
+        an utterance only silence follows the committed words, so no later window restates
+        them."""
         ...
 
     @property
@@ -111,31 +113,30 @@ class LocalAgreement:
         n: int = 2,
         *,
         tolerance_ms: float = 100.0,
-        seam_ngram: int = 5,
         seam_window_ms: float = 1000.0,
         keep_words: int = 64,
     ) -> None:
         if n < 1:
             raise ValueError(f"LocalAgreement needs n >= 1 hypotheses to agree, got n={n}")
-        if keep_words < seam_ngram:
-            raise ValueError(f"keep_words ({keep_words}) must be at least seam_ngram")
+        if keep_words < 1:
+            raise ValueError(f"keep_words must be at least 1, got {keep_words}")
         self.n = n
         # Whisper's word times jitter by a few 20 ms steps between readings of the same audio.
         self._tolerance_samples = ms_to_samples(tolerance_ms)
-        self._seam_ngram = seam_ngram
         self._seam_window_samples = ms_to_samples(seam_window_ms)
-        self._history: deque[tuple[Word, ...]] = deque(maxlen=n)
+        self._history: deque[Hypothesis] = deque(maxlen=n)
         self._tail: deque[Word] = deque(maxlen=keep_words)
         self._n_committed = 0
         self._committed_end_sample = 0
         self._boundary_sample = 0  # end of the last committed sentence or segment
         self._tentative: tuple[Word, ...] = ()
+        self._sealed = 0  # the first ``_sealed`` words of the tail end an utterance or precede it
 
     # --- the policy ---------------------------------------------------------------------------
 
     def update(self, hypothesis: Hypothesis) -> CommitUpdate:
-        self._history.append(tuple(hypothesis.words))
-        candidates = [self._unseen(words) for words in self._history]
+        self._history.append(hypothesis)
+        candidates = [self._unseen(reading) for reading in self._history]
         agreed = common_prefix_length(candidates) if len(candidates) == self.n else 0
         newest = candidates[-1]
         # The newest reading had the most audio, so its spelling and timing are kept.
@@ -143,8 +144,10 @@ class LocalAgreement:
         self._tentative = newest[agreed:]
         return CommitUpdate(committed, self._tentative)
 
-    def force_commit(self) -> CommitUpdate:
+    def force_commit(self, end_of_utterance: bool = False) -> CommitUpdate:
         committed = self._commit(self._tentative)
+        if end_of_utterance:
+            self._sealed = len(self._tail)
         if self._n_committed:
             self._boundary_sample = self._committed_end_sample
         # The next utterance starts fresh: old readings must not vote on new audio.
@@ -207,26 +210,75 @@ class LocalAgreement:
         half_length = max(0, (word.end_sample - word.start_sample) // 2)
         return overhang <= min(self._tolerance_samples, half_length)
 
-    def _unseen(self, words: tuple[Word, ...]) -> tuple[Word, ...]:
-        """The part of a hypothesis after the committed text (time filter, then seam n-grams)."""
+    def _unseen(self, hypothesis: Hypothesis) -> tuple[Word, ...]:
+        """The part of a hypothesis after the committed text."""
+        words = tuple(hypothesis.words)
         if not self._n_committed:
             return words
-        # Words are in time order, so everything before the last old word is old as well.
-        cut = 0
-        for index, word in enumerate(words):
-            if self._is_committed_audio(word):
-                cut = index + 1
-        words = words[cut:]
-        if not words:
-            return words
-        # A restated word starts before the committed end; a word starting well after it is new
-        # speech even when it repeats the last words ("no, no").
-        if words[0].start_sample - self._committed_end_sample > self._seam_window_samples:
-            return words
-        words = words[self._seam_overlap(words) :]
-        if words and self._restates_last(words[0]):
-            words = words[1:]
-        return words
+        window_start = hypothesis.window_start_sample
+        # committed words whose audio this window may hold: the only ones it can restate (the
+        # window may start at a committed word's end that Whisper timed early: a seam window
+        # of slack)
+        earliest = window_start - self._seam_window_samples
+        recent = list(self._tail)[self._sealed :]
+        in_window = [w for w in recent if w.end_sample > earliest]
+        if not in_window:  # a window after the committed audio: only time can overlap
+            return words[self._old_audio_prefix(words, 0) :]
+        return words[self._restated_prefix(words, in_window) :]
+
+    def _restated_prefix(self, words: tuple[Word, ...], committed: list[Word]) -> int:
+        """How many leading words of ``words`` restate the ``committed`` words."""
+        old = [normalize(word.text) for word in committed]
+        new = [normalize(word.text) for word in words]
+        cut = self._end_of_committed_text(words, new, old)
+        if cut is not None:
+            # what follows is new, unless it ends before the committed audio does (the same
+            # sound read twice)
+            while cut < len(words) and words[cut].end_sample <= self._committed_end_sample:
+                cut += 1
+            return cut
+        # the last committed word was re-spelled or dropped: align what agrees, then time
+        # decides where the old audio ends
+        matcher = SequenceMatcher(None, old, new, autojunk=False)
+        blocks = [
+            block
+            for block in matcher.get_matching_blocks()
+            if block.size and words[block.b].start_sample < self._committed_end_sample
+        ]
+        cut = blocks[-1].b + blocks[-1].size if blocks else 0
+        cut = self._old_audio_prefix(words, cut)
+        if cut < len(words) and self._restates_last(words[cut]):
+            cut += 1
+        return cut
+
+    def _end_of_committed_text(
+        self, words: tuple[Word, ...], new: list[str], old: list[str]
+    ) -> int | None:
+        """Where the committed text ends in ``words``: the position after the longest run of
+        words that ends like the committed text does (ties: the one ending nearest the
+        committed end in time), or None if the last committed word is not there."""
+        best, best_key = None, None
+        for end in range(1, len(new) + 1):
+            run = 0
+            while run < min(end, len(old)) and new[end - 1 - run] == old[-1 - run]:
+                run += 1
+            if run == 0 or not self._may_restate(words[end - run]):
+                continue
+            key = (run, -abs(words[end - 1].end_sample - self._committed_end_sample))
+            if best_key is None or key > best_key:
+                best, best_key = end, key
+        return best
+
+    def _may_restate(self, word: Word) -> bool:
+        """A word starting well after the committed end is new speech even when it repeats
+        old words ("no ... no")."""
+        return word.start_sample - self._committed_end_sample <= self._seam_window_samples
+
+    def _old_audio_prefix(self, words: tuple[Word, ...], start: int) -> int:
+        """Index of the first word from ``start`` on that does not lie in committed audio."""
+        while start < len(words) and self._is_committed_audio(words[start]):
+            start += 1
+        return start
 
     def _restates_last(self, word: Word) -> bool:
         """A word that begins inside the last committed word and spells nearly the same is
@@ -242,15 +294,6 @@ class LocalAgreement:
             or (SequenceMatcher(None, old, new).ratio() >= SIMILAR_SPELLING)
         )
 
-    def _seam_overlap(self, words: tuple[Word, ...]) -> int:
-        """Length of the longest n-gram that ends the committed text and starts ``words``."""
-        tail = [normalize(word.text) for word in self._tail]
-        head = [normalize(word.text) for word in words[: self._seam_ngram]]
-        for size in range(min(len(tail), len(head)), 0, -1):
-            if tail[-size:] == head[:size]:
-                return size
-        return 0
-
     def _commit(self, words: Sequence[Word]) -> tuple[Word, ...]:
         """Append words to the committed stream, clamping times so they never go backwards."""
         committed = []
@@ -260,6 +303,8 @@ class LocalAgreement:
             if (start, end) != (word.start_sample, word.end_sample):
                 word = replace(word, start_sample=start, end_sample=end)
             committed.append(word)
+            if len(self._tail) == self._tail.maxlen:
+                self._sealed = max(0, self._sealed - 1)
             self._tail.append(word)
             self._committed_end_sample = end
             if word.text.rstrip().endswith(SENTENCE_END):

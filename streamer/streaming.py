@@ -25,6 +25,8 @@ from streamer.types import CommittedWord, Hypothesis, Tentative, Word
 PROMPT_MAX_GAP_S = 5.0  # older context than this (silence in between) is not a prompt
 TRIM_AFTER_S = 15.0  # windows longer than this are cut at a committed sentence end
 REPEAT_NGRAM, REPEAT_COUNT = 3, 3  # a 3-word phrase three times in one hypothesis is a loop
+UNCOVERED_S = 1.0  # a reading ending this long before its window's end missed speech
+SEEK_OVERLAP_S = 0.3  # a moved window starts this much before the committed end
 MAX_CHARS_PER_S = 25.0  # fast speech is ~20 characters/s; more is invented text
 
 
@@ -78,6 +80,21 @@ class StreamingTranscriber:
         if cut is not None and cut > self.window_start:
             self._move_window(cut)
 
+    def _skip_uncovered(self, words: list[Word], window_end: int) -> None:
+        """Whisper sometimes ends a reading seconds before the audio does, and reads the same
+        window the same way at every step, so the words after it would never come. When all
+        it read is committed and more than ``UNCOVERED_S`` of audio follows, the window moves
+        to the committed end: the next step reads the rest with the committed text as prompt
+        (what offline Whisper does when it seeks to the last timestamp). It starts a little
+        before that end, because word boundaries are approximate and a window starting inside
+        a word misreads it; the commit policy drops the restated committed words."""
+        committed_end = self.policy.committed_end_sample
+        read_end = max([committed_end, *(w.end_sample for w in words)])
+        uncovered = seconds_to_samples(UNCOVERED_S)
+        if committed_end > self.window_start and window_end - read_end > uncovered:
+            overlap = seconds_to_samples(SEEK_OVERLAP_S)
+            self._move_window(max(self.window_start, committed_end - overlap))
+
     def prompt_tokens(self) -> list[int]:
         """Committed text that scrolled out of the window (up to ``prompt_chars``), unless a
         long silence separates it from the window."""
@@ -125,6 +142,8 @@ class StreamingTranscriber:
             compression_ratio=result.compression_ratio,
         )
         update = self.policy.update(hypothesis)
+        if not rejected and not update.tentative:
+            self._skip_uncovered(words, window_end)
         compute_s = time.perf_counter() - started
         stamp = now_s if now_s is not None else window_end / SAMPLE_RATE + compute_s
         committed = self._stamp(update.newly_committed, stamp)
@@ -145,7 +164,7 @@ class StreamingTranscriber:
 
     def endpoint(self, end_sample: int, now_s: float) -> StepResult:
         """The utterance ended at ``end_sample``: everything tentative becomes final."""
-        update = self.policy.force_commit()
+        update = self.policy.force_commit(end_of_utterance=True)
         committed = self._stamp(update.newly_committed, now_s)
         self._move_window(max(end_sample, self.policy.committed_end_sample))
         return StepResult(committed, Tentative(""), end_sample, 0.0)

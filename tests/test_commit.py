@@ -110,6 +110,47 @@ def test_seam_ngram_restated_with_later_times_is_not_duplicated():
     assert policy.committed_text == "the cat the dog"
 
 
+def test_a_short_word_the_committed_end_overlaps_is_kept_when_the_text_aligns():
+    """Measured on LJSpeech: "most," was committed ending at 5.86 s; the next reading put
+    "most" at 5.38-5.68 and "if" at 5.68-5.88, inside the committed audio by time."""
+    policy = LocalAgreement(2)
+    first = [word(" differs", 4.6, 4.9), word(" from", 4.9, 5.38), word(" most,", 5.38, 5.86)]
+    feed(policy, reading(first), reading(first))
+    assert policy.committed_text == "differs from most,"
+    retimed = [
+        word(" differs", 4.6, 4.9),
+        word(" from", 4.9, 5.38),
+        word(" most", 5.38, 5.68),
+        word(" if", 5.68, 5.88),
+        word(" not", 5.88, 6.18),
+    ]
+    assert words_text(feed(policy, reading(retimed), reading(retimed))) == "if not"
+
+
+def test_a_word_said_twice_across_the_seam_is_kept_twice():
+    """Said twice: "let me tell you, you have seen"; the committed "you" is the first."""
+    policy = LocalAgreement(2)
+    first = sentence("let me tell you")
+    feed(policy, reading(first), reading(first))
+    again = [*first[:3], word(" you,", 1.5, 2.1), word(" you", 2.1, 2.2), word(" have", 2.2, 2.5)]
+    assert words_text(feed(policy, reading(again), reading(again))) == "you have"
+
+
+@pytest.mark.parametrize(("end_of_utterance", "expected"), [(True, "Her"), (False, "")])
+def test_after_the_end_of_an_utterance_nothing_is_restated(end_of_utterance, expected):
+    """Silence follows an utterance's end, so a next window's first word equal to the last
+    committed one is new speech ("... worst of her. Her conversation"). After a mere pause it
+    is taken for the same word read again."""
+    policy = LocalAgreement(2)
+    first = sentence("worst of her.")
+    feed(policy, reading(first), reading(first))
+    policy.force_commit(end_of_utterance=end_of_utterance)
+    start = policy.committed_end_sample + 300 * MS
+    nxt = [word(" Her", 1.8, 2.0), word(" conversation", 2.0, 2.6)]
+    committed = feed(policy, reading(nxt, start), reading(nxt, start))
+    assert words_text(committed) == f"{expected} conversation".strip()
+
+
 def test_a_repeat_well_after_the_committed_end_is_real_speech():
     policy = LocalAgreement(2)
     feed(policy, reading(sentence("no")), reading(sentence("no")))
@@ -173,7 +214,7 @@ def test_empty_and_silent_readings_commit_nothing():
     assert policy.committed_end_sample == 0 and policy.committed_text == ""
 
 
-@pytest.mark.parametrize("bad", [{"n": 0}, {"keep_words": 2}], ids=["n0", "keep_lt_ngram"])
+@pytest.mark.parametrize("bad", [{"n": 0}, {"keep_words": 0}], ids=["n0", "keep0"])
 def test_invalid_parameters_are_rejected(bad):
     with pytest.raises(ValueError):
         LocalAgreement(**bad)

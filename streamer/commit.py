@@ -113,6 +113,7 @@ class LocalAgreement:
         n: int = 2,
         *,
         tolerance_ms: float = 100.0,
+        short_window_ms: float = 0.0,
         seam_window_ms: float = 1000.0,
         keep_words: int = 64,
     ) -> None:
@@ -124,7 +125,10 @@ class LocalAgreement:
         # Whisper's word times jitter by a few 20 ms steps between readings of the same audio.
         self._tolerance_samples = ms_to_samples(tolerance_ms)
         self._seam_window_samples = ms_to_samples(seam_window_ms)
-        self._history: deque[Hypothesis] = deque(maxlen=n)
+        # readings of a short window (the start of an utterance) are the least reliable:
+        # they need one more agreeing reading
+        self._short_window_samples = ms_to_samples(short_window_ms)
+        self._history: deque[Hypothesis] = deque(maxlen=n + 1)
         self._tail: deque[Word] = deque(maxlen=keep_words)
         self._n_committed = 0
         self._committed_end_sample = 0
@@ -136,8 +140,12 @@ class LocalAgreement:
 
     def update(self, hypothesis: Hypothesis) -> CommitUpdate:
         self._history.append(hypothesis)
-        candidates = [self._unseen(reading) for reading in self._history]
-        agreed = common_prefix_length(candidates) if len(candidates) == self.n else 0
+        window = hypothesis.window_end_sample - hypothesis.window_start_sample
+        short = 0 < self._short_window_samples and window < self._short_window_samples
+        needed = self.n + 1 if short else self.n
+        readings = list(self._history)[-needed:]
+        candidates = [self._unseen(reading) for reading in readings]
+        agreed = common_prefix_length(candidates) if len(candidates) == needed else 0
         newest = candidates[-1]
         # The newest reading had the most audio, so its spelling and timing are kept.
         committed = self._commit(newest[:agreed])

@@ -98,6 +98,7 @@ class StreamConfig:
     max_window_s: float = 30.0
     encoder_padding_s: float = 3.0  # silence after the window's audio (<= 0: full 30 s)
     agreement: int = 2  # LocalAgreement-n
+    short_window_s: float = 0.0  # windows shorter than this need agreement + 1 readings
     prompt_chars: int = 200  # committed text that scrolled out of the window, used as prompt
     endpoint_commit: bool = True  # a VAD endpoint force-commits the tentative tail
     no_speech_threshold: float = 0.6
@@ -241,6 +242,7 @@ def _validate_ranges(config: Any) -> None:
             ("max_window_s", lambda v: 2 <= v <= 30, "between 2 and 30"),
             ("encoder_padding_s", lambda v: v <= 30, "at most 30"),
             ("agreement", lambda v: 1 <= v <= 5, "between 1 and 5"),
+            ("short_window_s", lambda v: 0 <= v <= 30, "between 0 and 30"),
             ("prompt_chars", lambda v: 0 <= v <= 1000, "between 0 and 1000"),
         ],
         ModelConfig: [("intra_op_threads", lambda v: 0 <= v <= 256, "between 0 and 256")],

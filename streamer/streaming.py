@@ -54,7 +54,9 @@ class StreamingTranscriber:
         # live decoding is greedy with timestamps; fallback would double the cost of a step
         self.options = replace(decode, beam_size=1, without_timestamps=False, temperatures=(0.0,))
         self.task = engine.task(self.options)
-        self.policy = LocalAgreement(n=stream.agreement)
+        self.policy = LocalAgreement(
+            n=stream.agreement, short_window_ms=stream.short_window_s * 1000
+        )
         self.window_start = 0
         self._draft: list[int] = []  # previous hypothesis tokens for this window start
         self._context: deque[CommittedWord] = deque(maxlen=64)  # recent commits, for prompts

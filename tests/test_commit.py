@@ -79,6 +79,15 @@ def test_n1_commits_every_reading_at_once():
     assert words_text(feed(policy, reading(sentence("a b c")))) == "c"
 
 
+def test_readings_of_a_short_window_need_one_more_agreeing_reading():
+    policy = LocalAgreement(2, short_window_ms=2000)
+    short = reading(sentence("then moses"), 0, int(1.5 * SAMPLE_RATE))
+    assert feed(policy, short, short) == []
+    assert words_text(feed(policy, short)) == "then moses"
+    longer = reading(sentence("then moses was afraid"), 0, int(2.5 * SAMPLE_RATE))
+    assert words_text(feed(policy, longer, longer)) == "was afraid"
+
+
 def test_committed_words_are_not_committed_again_when_restated_with_jitter():
     policy = LocalAgreement(2)
     feed(policy, reading(sentence("one two three")), reading(sentence("one two three")))

@@ -114,6 +114,7 @@ class LocalAgreement:
         *,
         tolerance_ms: float = 100.0,
         short_window_ms: float = 0.0,
+        edge_ms: float = 100.0,
         seam_window_ms: float = 1000.0,
         keep_words: int = 64,
     ) -> None:
@@ -129,6 +130,10 @@ class LocalAgreement:
         # they need one more agreeing reading
         self._short_window_samples = ms_to_samples(short_window_ms)
         self._history: deque[Hypothesis] = deque(maxlen=n + 1)
+        # a word starting this close to the end of its window has almost no audio behind it:
+        # Whisper puts invented words there (measured: "chief actors were the chief actors.",
+        # the last four 20 ms long at the window's end, read the same way twice)
+        self._edge_samples = ms_to_samples(edge_ms)
         self._tail: deque[Word] = deque(maxlen=keep_words)
         self._n_committed = 0
         self._committed_end_sample = 0
@@ -145,7 +150,8 @@ class LocalAgreement:
         needed = self.n + 1 if short else self.n
         readings = list(self._history)[-needed:]
         candidates = [self._unseen(reading) for reading in readings]
-        agreed = common_prefix_length(candidates) if len(candidates) == needed else 0
+        voters = [self._heard(words, reading) for words, reading in zip(candidates, readings)]
+        agreed = common_prefix_length(voters) if len(voters) == needed else 0
         newest = candidates[-1]
         # The newest reading had the most audio, so its spelling and timing are kept.
         committed = self._commit(newest[:agreed])
@@ -207,6 +213,14 @@ class LocalAgreement:
         return self._tentative
 
     # --- helpers ------------------------------------------------------------------------------
+
+    def _heard(self, words: tuple[Word, ...], reading: Hypothesis) -> tuple[Word, ...]:
+        """The words of a reading that may vote: those starting before its window's edge."""
+        edge = reading.window_end_sample - self._edge_samples
+        for index, word in enumerate(words):
+            if word.start_sample > edge:
+                return words[:index]
+        return words
 
     def _is_committed_audio(self, word: Word) -> bool:
         """True if the word lies in audio already committed, allowing for timing jitter.

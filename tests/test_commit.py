@@ -25,8 +25,9 @@ def word(text: str, start_s: float, end_s: float) -> Word:
 
 def reading(words, window_start_sample: int = 0, window_end_sample: int | None = None):
     words = tuple(words)
-    if window_end_sample is None:
-        window_end_sample = max((w.end_sample for w in words), default=window_start_sample)
+    if window_end_sample is None:  # the window goes on a little after the last word
+        last_end = max((w.end_sample for w in words), default=window_start_sample)
+        window_end_sample = last_end + 200 * MS
     return Hypothesis(words, (), window_start_sample, window_end_sample, -0.2, 0.01, 1.2)
 
 
@@ -86,6 +87,17 @@ def test_readings_of_a_short_window_need_one_more_agreeing_reading():
     assert words_text(feed(policy, short)) == "then moses"
     longer = reading(sentence("then moses was afraid"), 0, int(2.5 * SAMPLE_RATE))
     assert words_text(feed(policy, longer, longer)) == "was afraid"
+
+
+def test_words_crammed_at_the_end_of_the_window_do_not_vote():
+    """Measured: "chief actors were the chief actors." with the last four words 20 ms long at
+    the very end of the window, read the same way twice. Only heard words are committed."""
+    policy = LocalAgreement(2)
+    heard = sentence("where the chief actors")
+    invented = [word(t, 2.0, 2.02) for t in (" were", " the", " chief", " actors.")]
+    step = reading([*heard, *invented], 0, int(2.05 * SAMPLE_RATE))
+    assert words_text(feed(policy, step, step)) == "where the chief actors"
+    assert words_text(policy.force_commit().newly_committed) == "were the chief actors."
 
 
 def test_committed_words_are_not_committed_again_when_restated_with_jitter():

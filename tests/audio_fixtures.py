@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -41,6 +42,15 @@ needs_pulseaudio = pytest.mark.skipif(
     not (PULSEAUDIO and PACTL and PAPLAY),
     reason="pulseaudio/pactl/paplay not installed (apt-get install pulseaudio pulseaudio-utils)",
 )
+
+
+def take_ctrl_c() -> None:
+    """``preexec_fn`` for a streamer child that a test interrupts with SIGINT.
+
+    A shell starts background jobs with SIGINT ignored and children inherit that, so under a
+    test run started with ``&`` the child would never see the signal (Python installs its
+    Ctrl-C handler only where SIGINT is at its default)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def require_espeak() -> None:

@@ -20,7 +20,13 @@ import numpy as np
 import pytest
 import soundfile
 import soxr
-from audio_fixtures import needs_espeak, needs_pulseaudio, speech_samples, virtual_microphone
+from audio_fixtures import (
+    needs_espeak,
+    needs_pulseaudio,
+    speech_samples,
+    take_ctrl_c,
+    virtual_microphone,
+)
 
 from streamer.capture import list_input_devices
 from streamer.devices import refresh_portaudio
@@ -51,6 +57,7 @@ class LiveProcess:
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            preexec_fn=take_ctrl_c,
             text=True,
         )
         self.stdout: list[str] = []

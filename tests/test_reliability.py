@@ -26,7 +26,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from audio_fixtures import needs_pulseaudio, require_espeak, speech_samples, virtual_microphone
+from audio_fixtures import (
+    needs_pulseaudio,
+    require_espeak,
+    speech_samples,
+    take_ctrl_c,
+    virtual_microphone,
+)
 
 from streamer.capture import FileSource
 from streamer.cli import build_parser
@@ -460,6 +466,7 @@ class Streaming:
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            preexec_fn=take_ctrl_c,
         )
         self.chunks: list[bytes] = []
         self.reader = threading.Thread(target=self._read, daemon=True)

@@ -46,6 +46,12 @@ def feed(policy: LocalAgreement, *readings: Hypothesis) -> list[Word]:
     return committed
 
 
+def agree(policy: LocalAgreement, words, window_start_sample: int = 0) -> list[Word]:
+    """Feed the same reading as many times as the policy needs to agree on it."""
+    same = reading(words, window_start_sample)
+    return feed(policy, *[same] * policy.n)
+
+
 # --- examples -------------------------------------------------------------------------------
 
 
@@ -102,7 +108,7 @@ def test_words_crammed_at_the_end_of_the_window_do_not_vote():
 
 def test_committed_words_are_not_committed_again_when_restated_with_jitter():
     policy = LocalAgreement(2)
-    feed(policy, reading(sentence("one two three")), reading(sentence("one two three")))
+    agree(policy, sentence("one two three"))
     assert policy.committed_text == "one two three"
     jittered = [
         word(" one", 0.02, 0.48),
@@ -111,13 +117,13 @@ def test_committed_words_are_not_committed_again_when_restated_with_jitter():
         word(" tree", 1.0, 1.52),
         word(" four", 1.5, 2.0),
     ]
-    assert feed(policy, reading(jittered), reading(jittered)) == [jittered[-1]]
+    assert agree(policy, jittered) == [jittered[-1]]
 
 
 def test_seam_ngram_restated_with_later_times_is_not_duplicated():
     """Whisper re-aligns the last words with more context: they move past the committed end."""
     policy = LocalAgreement(2)
-    feed(policy, reading(sentence("the cat the")), reading(sentence("the cat the")))
+    agree(policy, sentence("the cat the"))
     assert policy.committed_end_sample == int(1.5 * SAMPLE_RATE)
     shifted = [
         word(" the", 1.0, 1.65),  # all three end more than the tolerance after the committed
@@ -125,7 +131,7 @@ def test_seam_ngram_restated_with_later_times_is_not_duplicated():
         word(" the", 1.9, 2.1),
         word(" dog", 2.1, 2.5),
     ]
-    committed = feed(policy, reading(shifted), reading(shifted))
+    committed = agree(policy, shifted)
     # the longest overlap ("the cat the") goes, not just "the", which would leave "cat the"
     assert words_text(committed) == "dog"
     assert policy.committed_text == "the cat the dog"
@@ -136,7 +142,7 @@ def test_a_short_word_the_committed_end_overlaps_is_kept_when_the_text_aligns():
     "most" at 5.38-5.68 and "if" at 5.68-5.88, inside the committed audio by time."""
     policy = LocalAgreement(2)
     first = [word(" differs", 4.6, 4.9), word(" from", 4.9, 5.38), word(" most,", 5.38, 5.86)]
-    feed(policy, reading(first), reading(first))
+    agree(policy, first)
     assert policy.committed_text == "differs from most,"
     retimed = [
         word(" differs", 4.6, 4.9),
@@ -145,16 +151,16 @@ def test_a_short_word_the_committed_end_overlaps_is_kept_when_the_text_aligns():
         word(" if", 5.68, 5.88),
         word(" not", 5.88, 6.18),
     ]
-    assert words_text(feed(policy, reading(retimed), reading(retimed))) == "if not"
+    assert words_text(agree(policy, retimed)) == "if not"
 
 
 def test_a_word_said_twice_across_the_seam_is_kept_twice():
     """Said twice: "let me tell you, you have seen"; the committed "you" is the first."""
     policy = LocalAgreement(2)
     first = sentence("let me tell you")
-    feed(policy, reading(first), reading(first))
+    agree(policy, first)
     again = [*first[:3], word(" you,", 1.5, 2.1), word(" you", 2.1, 2.2), word(" have", 2.2, 2.5)]
-    assert words_text(feed(policy, reading(again), reading(again))) == "you have"
+    assert words_text(agree(policy, again)) == "you have"
 
 
 @pytest.mark.parametrize(("end_of_utterance", "expected"), [(True, "Her"), (False, "")])
@@ -164,27 +170,27 @@ def test_after_the_end_of_an_utterance_nothing_is_restated(end_of_utterance, exp
     is taken for the same word read again."""
     policy = LocalAgreement(2)
     first = sentence("worst of her.")
-    feed(policy, reading(first), reading(first))
+    agree(policy, first)
     policy.force_commit(end_of_utterance=end_of_utterance)
     start = policy.committed_end_sample + 300 * MS
     nxt = [word(" Her", 1.8, 2.0), word(" conversation", 2.0, 2.6)]
-    committed = feed(policy, reading(nxt, start), reading(nxt, start))
+    committed = agree(policy, nxt, start)
     assert words_text(committed) == f"{expected} conversation".strip()
 
 
 def test_a_repeat_well_after_the_committed_end_is_real_speech():
     policy = LocalAgreement(2)
-    feed(policy, reading(sentence("no")), reading(sentence("no")))
+    agree(policy, sentence("no"))
     later = [word(" no", 0.0, 0.5), word(" no", 3.0, 3.5)]
-    assert words_text(feed(policy, reading(later), reading(later))) == "no"
+    assert words_text(agree(policy, later)) == "no"
     assert policy.committed_text == "no no"
 
 
 def test_short_word_right_after_the_committed_end_is_kept():
     policy = LocalAgreement(2)
-    feed(policy, reading(sentence("one")), reading(sentence("one")))
+    agree(policy, sentence("one"))
     short = [word(" one", 0.0, 0.5), word(" a", 0.48, 0.56)]  # overhang 60 ms > half its length
-    assert words_text(feed(policy, reading(short), reading(short))) == "a"
+    assert words_text(agree(policy, short)) == "a"
 
 
 def test_force_commit_commits_the_tail_and_forgets_old_readings():
@@ -202,7 +208,7 @@ def test_force_commit_commits_the_tail_and_forgets_old_readings():
 def test_trim_point_prefers_the_end_of_a_committed_sentence():
     policy = LocalAgreement(2)
     words = [word(" Hi.", 0, 0.5), word(" How", 0.5, 1.0), word(" are", 1.0, 1.5)]
-    feed(policy, reading(words), reading(words))
+    agree(policy, words)
     assert policy.trim_point(0, 2 * SAMPLE_RATE, 30 * SAMPLE_RATE) == words[0].end_sample
     # once the window starts there, nothing is cut until the window is too long
     start = words[0].end_sample
@@ -231,7 +237,7 @@ def test_memory_is_bounded_over_a_long_stream():
 
 def test_empty_and_silent_readings_commit_nothing():
     policy = LocalAgreement(2)
-    assert feed(policy, reading([]), reading([])) == []
+    assert agree(policy, []) == []
     assert policy.committed_end_sample == 0 and policy.committed_text == ""
 
 

@@ -7,6 +7,8 @@ warping; word boundaries fall where the warping path jumps to the next token.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from streamer.audio import N_SAMPLES_PER_TOKEN
@@ -64,12 +66,15 @@ def word_timestamps(
     attention: tuple[np.ndarray, ...],
     n_audio_frames: int,
     window_start_sample: int,
+    token_logprobs: Sequence[float] = (),
 ) -> list[Word]:
     """Words of ``tokens`` (text and timestamp tokens of one decode) with absolute sample times.
 
     ``attention``: per alignment head, (len(tokens) + 1, n_frames) cross-attention, row k for
     the query that predicted token k (the last row predicted what followed). Timestamp tokens
     are skipped; ``n_audio_frames`` limits the frames to audio actually in the window.
+    ``token_logprobs`` (one per token, if known) give each word its probability: the mean of
+    its tokens' probabilities, as Whisper reports it.
     """
     eot = tokenizer.special.eot
     text_rows = [k for k, token in enumerate(tokens) if token < eot]
@@ -89,6 +94,7 @@ def word_timestamps(
     text_tokens = [tokens[k] for k in text_rows]
     words, word_tokens = tokenizer.split_to_word_tokens(text_tokens)
     boundaries = np.concatenate([[0], np.cumsum([len(t) for t in word_tokens])])
+    probabilities = _text_token_probabilities(token_logprobs, text_rows)
     result = []
     for w, text in enumerate(words):
         start = int(jump_frames[min(boundaries[w], len(jump_frames) - 1)])
@@ -99,6 +105,18 @@ def word_timestamps(
                 text=text,
                 start_sample=window_start_sample + start * N_SAMPLES_PER_TOKEN,
                 end_sample=window_start_sample + end * N_SAMPLES_PER_TOKEN,
+                probability=_mean(probabilities[boundaries[w] : boundaries[w + 1]]),
             )
         )
     return result
+
+
+def _text_token_probabilities(token_logprobs: Sequence[float], text_rows: list[int]) -> np.ndarray:
+    """Probability of each text token, or an empty array when they are not known."""
+    if len(token_logprobs) <= text_rows[-1]:
+        return np.zeros(0)
+    return np.exp(np.asarray(token_logprobs, dtype=np.float64)[text_rows])
+
+
+def _mean(probabilities: np.ndarray) -> float:
+    return float(probabilities.mean()) if len(probabilities) else 1.0

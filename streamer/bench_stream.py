@@ -559,7 +559,8 @@ def stream(args: argparse.Namespace) -> int:
     pace = getattr(args, "pace", "realtime")
     items = read_stream_items(args.manifest, getattr(args, "limit", None))
     code = code_state()  # before the run: what was loaded, even if files change meanwhile
-    config = load_config(mode, None, {"stream": {"pace": pace}})
+    config_file = getattr(args, "config", None)
+    config = load_config(mode, config_file, {"stream": {"pace": pace}})
     engine = Engine(config.model, log=_err)
     engine.warm_up()
     _err(f"{len(items)} files, {sum(i.duration_s for i in items):.0f} s of audio, pace {pace}")
@@ -575,7 +576,7 @@ def stream(args: argparse.Namespace) -> int:
     other_cores = max(0.0, other_busy) / max(time.monotonic() - wall_before, 1e-9)
     load_after = os.getloadavg()
 
-    fast = load_config(mode, None, {"stream": {"pace": "fast"}})
+    fast = load_config(mode, config_file, {"stream": {"pace": "fast"}})
     with tempfile.TemporaryDirectory() as folder:
         quiet = [run_file(path, engine, fast) for path in silence_files(Path(folder))]
     _err(f"  silence and noise: {sum(len(r.words) for r in quiet)} words")

@@ -116,6 +116,8 @@ class LocalAgreement:
         short_window_ms: float = 0.0,
         edge_ms: float = 100.0,
         seam_window_ms: float = 1000.0,
+        unsure_probability: float = 0.0,
+        unsure_settle_ms: float = 1500.0,
         keep_words: int = 64,
     ) -> None:
         if n < 1:
@@ -134,6 +136,12 @@ class LocalAgreement:
         # Whisper puts invented words there (measured: "chief actors were the chief actors.",
         # the last four 20 ms long at the window's end, read the same way twice)
         self._edge_samples = ms_to_samples(edge_ms)
+        # Agreement is weak evidence for a word the model itself doubts: two readings with
+        # little audio after it often agree on the same wrong guess ("aforementioned" for
+        # "aforesaid"), which more audio corrects. Such a word waits until enough audio
+        # follows it (or a pause makes the tail final).
+        self._unsure_probability = unsure_probability
+        self._settle_samples = ms_to_samples(unsure_settle_ms)
         self._tail: deque[Word] = deque(maxlen=keep_words)
         self._n_committed = 0
         self._committed_end_sample = 0
@@ -152,6 +160,7 @@ class LocalAgreement:
         candidates = [self._unseen(reading) for reading in readings]
         voters = [self._heard(words, reading) for words, reading in zip(candidates, readings)]
         agreed = common_prefix_length(voters) if len(voters) == needed else 0
+        agreed = self._sure_prefix(voters, agreed, hypothesis.window_end_sample)
         newest = candidates[-1]
         # The newest reading had the most audio, so its spelling and timing are kept.
         committed = self._commit(newest[:agreed])
@@ -221,6 +230,19 @@ class LocalAgreement:
             if word.start_sample > edge:
                 return words[:index]
         return words
+
+    def _sure_prefix(self, voters: list[tuple[Word, ...]], agreed: int, window_end: int) -> int:
+        """How many of the ``agreed`` leading words may commit now: up to the first one that
+        some reading gave a probability under the threshold and that has less than the
+        settle time of audio after it in the newest reading."""
+        if self._unsure_probability <= 0:
+            return agreed
+        for index in range(agreed):
+            probability = min(words[index].probability for words in voters)
+            settled = window_end - voters[-1][index].end_sample >= self._settle_samples
+            if probability < self._unsure_probability and not settled:
+                return index
+        return agreed
 
     def _is_committed_audio(self, word: Word) -> bool:
         """True if the word lies in audio already committed, allowing for timing jitter.

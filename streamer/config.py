@@ -99,6 +99,8 @@ class StreamConfig:
     encoder_padding_s: float = 3.0  # silence after the window's audio (<= 0: full 30 s)
     agreement: int = 2  # LocalAgreement-n
     short_window_s: float = 0.0  # windows shorter than this need agreement + 1 readings
+    unsure_probability: float = 0.0  # an agreed word less likely than this (0: off) waits...
+    unsure_settle_ms: int = 1500  # ...until this much audio follows it, or a pause
     prompt_chars: int = 200  # committed text that scrolled out of the window, used as prompt
     endpoint_commit: bool = True  # a VAD endpoint force-commits the tentative tail
     no_speech_threshold: float = 0.6
@@ -244,6 +246,8 @@ def _validate_ranges(config: Any) -> None:
             ("agreement", lambda v: 1 <= v <= 5, "between 1 and 5"),
             ("short_window_s", lambda v: 0 <= v <= 30, "between 0 and 30"),
             ("prompt_chars", lambda v: 0 <= v <= 1000, "between 0 and 1000"),
+            ("unsure_probability", lambda v: 0 <= v <= 1, "between 0 and 1"),
+            ("unsure_settle_ms", lambda v: 0 <= v <= 10000, "between 0 and 10000"),
         ],
         ModelConfig: [("intra_op_threads", lambda v: 0 <= v <= 256, "between 0 and 256")],
         UiConfig: [("history_lines", lambda v: v >= 1, "at least 1")],

@@ -222,6 +222,8 @@ class DecodingResult:
     prefix_length: int = 0  # tokens of ``tokens`` that were forced (teacher-forced prefix)
     cross_attentions: tuple[np.ndarray, ...] | None = None  # alignment heads, (tokens, frames)
     draft_accepted: int = 0  # draft tokens kept without a decoder call of their own
+    # log-probability of each token of ``tokens`` (single-row searches only, else empty)
+    token_logprobs: tuple[float, ...] = ()
 
 
 class DecodeTask:
@@ -314,7 +316,10 @@ class DecodeTask:
             np.exp(log_softmax(first.logits[0, sot_index])[self.tokenizer.special.no_speech])
         )
         tokens = np.array([initial + prefix], dtype=np.int64)
-        sum_logprobs = np.full(1, _forced_logprob(first.logits[0], initial, prefix))
+        forced = _forced_logprobs(first.logits[0], initial, prefix)
+        sum_logprobs = np.full(1, float(forced.sum()))
+        if n_rows == 1:
+            search = _RecordingSearch(search, forced.tolist())
         tokens = self._accept_draft(first.logits[0], tokens, draft, filters, search, sum_logprobs)
         position = tokens.shape[1] - 1  # the logits row that predicts the next token
         cache = first.cache.truncate(tokens.shape[1]) if draft else first.cache
@@ -346,6 +351,9 @@ class DecodeTask:
             if want_alignment
             else None
         )
+        token_logprobs = ()
+        if isinstance(search, _RecordingSearch):
+            token_logprobs = tuple(search.logprobs[: len(best.tokens)])
         return DecodingResult(
             tokens=best.tokens,
             text=text,
@@ -357,6 +365,7 @@ class DecodeTask:
             prefix_length=len(prefix),
             cross_attentions=alignment,
             draft_accepted=n_accepted,
+            token_logprobs=token_logprobs,
         )
 
     def _search(self, temperature: float) -> tuple[GreedySearch | BeamSearch, int]:
@@ -395,13 +404,31 @@ class DecodeTask:
         return tokens
 
 
-def _forced_logprob(logits: np.ndarray, initial: list[int], prefix: list[int]) -> float:
-    """Sum of log-probabilities of the forced prefix tokens under the prefill logits."""
+def _forced_logprobs(logits: np.ndarray, initial: list[int], prefix: list[int]) -> np.ndarray:
+    """Log-probability of each forced prefix token under the prefill logits."""
     if not prefix:
-        return 0.0
+        return np.zeros(0)
     positions = np.arange(len(initial) - 1, len(initial) + len(prefix) - 1)
     logprobs = log_softmax(logits[positions])
-    return float(logprobs[np.arange(len(prefix)), prefix].sum())
+    return logprobs[np.arange(len(prefix)), prefix]
+
+
+class _RecordingSearch:
+    """A one-row search that also keeps the log-probability of each token it picks: a word's
+    probability tells the commit policy how sure the model is of it."""
+
+    def __init__(self, search: GreedySearch | BeamSearch, forced: list[float]):
+        self.search = search
+        self.logprobs = list(forced)
+
+    def step(self, tokens, logits, sum_logprobs):
+        before = float(sum_logprobs[0])
+        stepped = self.search.step(tokens, logits, sum_logprobs)
+        self.logprobs.append(float(sum_logprobs[0]) - before)
+        return stepped
+
+    def candidates(self, tokens, sum_logprobs, sample_begin) -> list[Candidate]:
+        return self.search.candidates(tokens, sum_logprobs, sample_begin)
 
 
 def _alignment_weights(steps: list, heads: tuple[tuple[int, int], ...]):

@@ -55,7 +55,10 @@ class StreamingTranscriber:
         self.options = replace(decode, beam_size=1, without_timestamps=False, temperatures=(0.0,))
         self.task = engine.task(self.options)
         self.policy = LocalAgreement(
-            n=stream.agreement, short_window_ms=stream.short_window_s * 1000
+            n=stream.agreement,
+            short_window_ms=stream.short_window_s * 1000,
+            unsure_probability=stream.unsure_probability,
+            unsure_settle_ms=stream.unsure_settle_ms,
         )
         self.window_start = 0
         self._draft: list[int] = []  # previous hypothesis tokens for this window start
@@ -132,6 +135,7 @@ class StreamingTranscriber:
                 result.cross_attentions or (),
                 n_frames,
                 self.window_start,
+                result.token_logprobs,
             )
             words = [w for w in words if w.start_sample < window_end]
         hypothesis = Hypothesis(

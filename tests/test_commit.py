@@ -19,8 +19,8 @@ from streamer.types import Hypothesis, Word
 MS = SAMPLE_RATE // 1000
 
 
-def word(text: str, start_s: float, end_s: float) -> Word:
-    return Word(text, int(start_s * SAMPLE_RATE), int(end_s * SAMPLE_RATE))
+def word(text: str, start_s: float, end_s: float, probability: float = 1.0) -> Word:
+    return Word(text, int(start_s * SAMPLE_RATE), int(end_s * SAMPLE_RATE), probability)
 
 
 def reading(words, window_start_sample: int = 0, window_end_sample: int | None = None):
@@ -72,6 +72,38 @@ def test_case_and_punctuation_do_not_break_agreement_and_newest_spelling_wins():
     policy.update(reading([word(" hello", 0, 0.5), word(" world", 0.5, 1.0)]))
     update = policy.update(reading([word(" Hello,", 0, 0.5), word(" world.", 0.5, 1.0)]))
     assert [w.text for w in update.newly_committed] == [" Hello,", " world."]
+
+
+def test_an_agreed_word_the_model_doubts_waits_for_audio_after_it():
+    policy = LocalAgreement(2, unsure_probability=0.5, unsure_settle_ms=1000)
+    doubted = [word(" the", 0, 0.3, 0.9), word(" aforementioned", 0.3, 1.0, 0.2)]
+    after = [word(" Gutenberg", 1.0, 1.5, 0.9)]
+    # two readings agree on both words, but the second has only 0.5 s of audio after it
+    short = reading(doubted + after, 0, int(1.5 * SAMPLE_RATE))
+    assert words_text(feed(policy, reading(doubted), short)) == "the"
+    # with a second of audio after it (and still agreed), it commits
+    later = reading(doubted + after + [word(" Bible", 1.5, 2.0, 0.9)], 0, int(2.0 * SAMPLE_RATE))
+    assert words_text(policy.update(later).newly_committed) == "aforementioned Gutenberg"
+
+
+def test_a_doubted_word_read_differently_with_more_audio_is_never_committed():
+    policy = LocalAgreement(2, unsure_probability=0.5, unsure_settle_ms=1000)
+    guess = [word(" the", 0, 0.3), word(" aforementioned", 0.3, 1.0, 0.3)]
+    feed(policy, reading(guess), reading(guess))
+    better = [word(" the", 0, 0.3), word(" aforesaid", 0.3, 1.0, 0.8), word(" Bible", 1.0, 1.4)]
+    feed(policy, reading(better, 0, int(2.1 * SAMPLE_RATE)))
+    assert words_text(feed(policy, reading(better, 0, int(2.2 * SAMPLE_RATE)))) == (
+        "aforesaid Bible"
+    )
+    assert policy.committed_text == "the aforesaid Bible"
+
+
+def test_a_pause_commits_doubted_words_and_the_gate_is_off_by_default():
+    gated = LocalAgreement(2, unsure_probability=0.5)
+    doubted = [word(" hello", 0, 0.4, 0.1)]
+    assert feed(gated, reading(doubted), reading(doubted)) == []
+    assert words_text(gated.force_commit().newly_committed) == "hello"
+    assert words_text(feed(LocalAgreement(2), reading(doubted), reading(doubted))) == "hello"
 
 
 def test_n3_needs_three_agreeing_readings():
@@ -329,7 +361,8 @@ def speech(draw):
         time += draw(st.integers(0, 300)) * MS
         length = draw(st.integers(200, 600)) * MS
         ending = draw(st.sampled_from(["", "", "", ".", ","]))
-        truth.append(Word(f" W{index}{ending}", time, time + length))
+        probability = draw(st.floats(0.0, 1.0))
+        truth.append(Word(f" W{index}{ending}", time, time + length, probability))
         time += length
     steps = draw(st.lists(st.integers(truth[0].start_sample, time), max_size=15))
     return truth, sorted(steps), draw(st.randoms(use_true_random=False))
@@ -341,7 +374,9 @@ def noisy_reading(visible, n_committed, rng, step, *, unstable=True):
     for w in visible:
         jitter = rng.randint(-40, 40) * MS
         text = w.text.lower() if rng.random() < 0.2 else w.text
-        words.append(Word(text, w.start_sample + jitter, w.end_sample + jitter))
+        # each reading doubts a word by its own amount
+        probability = min(1.0, w.probability + rng.random() * 0.3)
+        words.append(Word(text, w.start_sample + jitter, w.end_sample + jitter, probability))
     # re-align the last few committed words later, past the committed end
     restated = [i for i, w in enumerate(visible) if int(w.text[2:].rstrip(".,")) < n_committed]
     if restated and rng.random() < 0.5:
@@ -357,10 +392,10 @@ def noisy_reading(visible, n_committed, rng, step, *, unstable=True):
 
 
 @settings(max_examples=150, deadline=None)
-@given(speech(), st.integers(2, 3))
-def test_streamed_commits_equal_the_spoken_words_without_seam_duplicates(case, n):
+@given(speech(), st.integers(2, 3), st.sampled_from([0.0, 0.5, 0.9]))
+def test_streamed_commits_equal_the_spoken_words_without_seam_duplicates(case, n, unsure):
     truth, steps, rng = case
-    policy = LocalAgreement(n)
+    policy = LocalAgreement(n, unsure_probability=unsure, unsure_settle_ms=800)
     window_start = 0
     stream: list[Word] = []
     end_of_speech = truth[-1].end_sample

@@ -153,6 +153,52 @@ def test_prefix_resumes_decoding(engine):
     assert resumed.prefix_length == 4
 
 
+def test_token_logprobs_are_the_same_with_or_without_a_draft(engine_fp32):
+    """Each token's log-probability is reported, sums to the hypothesis score, and does not
+    depend on how many tokens came from the draft (the draft path is exact in fp32; int8
+    quantizes activations per call, so a long prefill can flip a close arg-max)."""
+    require_espeak()
+    features = engine_fp32.encode(speech_samples(SENTENCE))
+    task = engine_fp32.task(DecodeOptions())
+    plain = task.run(features)
+    drafted = task.run(features, draft=list(plain.tokens[:-3]))
+    assert drafted.draft_accepted > 0
+    assert drafted.tokens == plain.tokens
+    assert len(plain.token_logprobs) == len(plain.tokens)
+    assert np.allclose(drafted.token_logprobs, plain.token_logprobs, atol=1e-3)
+    assert all(logprob <= 0 for logprob in plain.token_logprobs)
+    # the scores also count end-of-text, the last one the search picked
+    assert sum(plain.token_logprobs) >= plain.sum_logprob - 1e-6
+
+
+def test_words_carry_the_mean_probability_of_their_tokens(engine):
+    """A clear sentence is read with confidence; the same words spoken over loud noise
+    are read with less."""
+    require_espeak()
+    from streamer.alignment import word_timestamps
+    from streamer.audio import N_SAMPLES_PER_TOKEN
+
+    def words_of(audio):
+        result = engine.task(DecodeOptions()).run(engine.encode(audio), want_alignment=True)
+        n_frames = len(audio) // N_SAMPLES_PER_TOKEN
+        return word_timestamps(
+            engine.tokenizer,
+            result.tokens,
+            result.cross_attentions,
+            n_frames,
+            0,
+            result.token_logprobs,
+        )
+
+    clear = speech_samples(SENTENCE)
+    words = words_of(clear)
+    assert all(0.0 < w.probability <= 1.0 for w in words)
+    assert np.mean([w.probability for w in words]) > 0.7, [(w.text, w.probability) for w in words]
+    noisy = clear + white_noise(len(clear) / 16000, -12.0)[: len(clear)]
+    noisy_words = words_of(noisy.astype(np.float32))
+    assert np.mean([w.probability for w in noisy_words]) < np.mean([w.probability for w in words])
+
+
 def test_long_audio_seeks_across_windows(engine):
     """70 s of audio (speech, silence, speech) is decoded over several 30 s windows."""
     require_espeak()

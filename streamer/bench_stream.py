@@ -21,6 +21,11 @@ same ``Engine``), one file after another. Measured per file and overall:
 - peak RSS: sampled with psutil every ``RSS_EVERY_S`` during the run, and the process's
   ``ru_maxrss`` (everything since the process started: the model load included).
 
+``--chapters`` plays the LibriSpeech chapters of the manifest instead, each joined into one
+file the way its long-form chapter was made (utterances in order, ``CHAPTER_GAP_S`` of silence
+between); chapters that already are a long-form file are left out: a second set, to check that
+a change tuned on the long-form files holds elsewhere.
+
 A last row plays ``SILENCE_S`` of digital silence and ``SILENCE_S`` of white noise at
 ``NOISE_DB`` dBFS at fast pace: no word may be committed from either.
 """
@@ -110,6 +115,56 @@ def read_stream_items(manifest: str | Path, limit: int | None = None) -> list[St
     if not items:
         raise ConfigError(f"{path} has no items of set 'longform'")
     return items[:limit]
+
+
+CHAPTER_GAP_S = 0.5
+
+
+def chapter_items(manifest: str | Path, folder: Path, limit: int | None = None) -> list[StreamItem]:
+    """Each LibriSpeech chapter of ``manifest`` as one long-form item, written under ``folder``
+    (the first ``limit``); chapters with an utterance in a long-form file are left out."""
+    import soundfile
+
+    path = Path(manifest)
+    records = manifest_records(path)
+    in_longform = {
+        segment.get("id")
+        for record in records
+        if record.get("set") == "longform"
+        for segment in record.get("segments") or ()
+    }
+    chapters: dict[str, list[dict]] = {}
+    for record in records:
+        if record.get("set") == "librispeech" and record.get("chapter"):
+            key = f"{record.get('subset', '')}_{record['speaker']}-{record['chapter']}"
+            chapters.setdefault(key, []).append(record)
+    items = []
+    for key, utterances in chapters.items():
+        if any(u.get("utterance") in in_longform for u in utterances):
+            continue
+        utterances.sort(key=lambda u: u.get("utterance", u["id"]))
+        items.append(_join_chapter(key, utterances, path.parent, folder, soundfile))
+    if not items:
+        raise ConfigError(f"{path} has no LibriSpeech chapters outside its long-form files")
+    return items[:limit]
+
+
+def _join_chapter(key: str, utterances: list[dict], root: Path, folder: Path, soundfile):
+    gap = np.zeros(int(CHAPTER_GAP_S * SAMPLE_RATE), dtype=np.float32)
+    pieces, segments, start = [], [], 0
+    for utterance in utterances:
+        samples, rate = soundfile.read(root / utterance["path"], dtype="float32")
+        if rate != SAMPLE_RATE or samples.ndim != 1:
+            raise ConfigError(f"{utterance['path']}: expected 16 kHz mono like the manifest says")
+        end = start + len(samples)
+        segments.append(SpeechSegment(start / SAMPLE_RATE, end / SAMPLE_RATE))
+        pieces += [samples, gap]
+        start = end + len(gap)
+    audio = np.concatenate(pieces[:-1])
+    path = folder / f"{key}.wav"
+    soundfile.write(path, audio, SAMPLE_RATE, subtype="FLOAT")
+    reference = " ".join(u["text"] for u in utterances)
+    return StreamItem(key, path, reference, len(audio) / SAMPLE_RATE, tuple(segments))
 
 
 # --- one run -------------------------------------------------------------------------------------
@@ -552,12 +607,20 @@ def _busy_cpu_s() -> float:
 
 
 def stream(args: argparse.Namespace) -> int:
-    """``streamer bench stream``: play the long-form files, print the table."""
+    """``streamer bench stream``: play the long-form files (or chapters), print the table."""
+    with tempfile.TemporaryDirectory() as folder:
+        if getattr(args, "chapters", False):
+            items = chapter_items(args.manifest, Path(folder), getattr(args, "limit", None))
+        else:
+            items = read_stream_items(args.manifest, getattr(args, "limit", None))
+        return _stream(args, items)
+
+
+def _stream(args: argparse.Namespace, items: list[StreamItem]) -> int:
     from streamer.transcribe import Engine
 
     mode = getattr(args, "mode", "captions")
     pace = getattr(args, "pace", "realtime")
-    items = read_stream_items(args.manifest, getattr(args, "limit", None))
     code = code_state()  # before the run: what was loaded, even if files change meanwhile
     config_file = getattr(args, "config", None)
     config = load_config(mode, config_file, {"stream": {"pace": pace}})

@@ -117,7 +117,7 @@ class LocalAgreement:
         edge_ms: float = 100.0,
         seam_window_ms: float = 1000.0,
         unsure_probability: float = 0.0,
-        unsure_settle_ms: float = 1500.0,
+        unsure_settle_ms: float = 800.0,
         keep_words: int = 64,
     ) -> None:
         if n < 1:

@@ -135,3 +135,48 @@ def test_bench_stream_on_jfk_through_the_cli():
     reference = _row(lines, "LocalAgreement streamer, same weights")
     assert (reference["commit mean s"], reference["commit p90 s"]) == ("2.2", "2.6")
     assert _row(lines, "meets target (overall)")["words"] == "yes"
+
+
+def test_chapters_join_utterances_and_leave_out_the_long_form_ones(tmp_path):
+    """``--chapters``: each chapter's utterances in order with 0.5 s between; a chapter that
+    is already a long-form file is not played again."""
+    import json
+
+    import numpy as np
+    import soundfile
+
+    from streamer.bench_stream import CHAPTER_GAP_S, chapter_items
+
+    records = []
+    for chapter, n in (("11", 2), ("22", 1)):
+        for index in range(n):
+            utterance = f"7-{chapter}-{index:04d}"
+            path = tmp_path / f"{utterance}.wav"
+            soundfile.write(path, np.full(8000 * (index + 1), 0.1, np.float32), 16000)
+            records.append(
+                {
+                    "id": f"test-other/{utterance}",
+                    "path": path.name,
+                    "text": f"WORDS {utterance}",
+                    "set": "librispeech",
+                    "subset": "test-other",
+                    "speaker": "7",
+                    "chapter": chapter,
+                    "utterance": utterance,
+                }
+            )
+    records.reverse()  # the manifest order is not the utterance order
+    longform = {"id": "lf", "path": "lf.wav", "text": "", "set": "longform", "duration_s": 1}
+    longform["segments"] = [{"id": "7-22-0000", "start_s": 0.0, "end_s": 0.5}]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in [*records, longform]))
+    out = tmp_path / "joined"
+    out.mkdir()
+    (item,) = chapter_items(manifest, out)
+    assert item.id == "test-other_7-11"
+    assert item.reference == "WORDS 7-11-0000 WORDS 7-11-0001"
+    assert item.duration_s == pytest.approx(0.5 + CHAPTER_GAP_S + 1.0)
+    assert item.segments == (SpeechSegment(0.0, 0.5), SpeechSegment(1.0, 2.0))
+    samples, rate = soundfile.read(item.path)
+    assert rate == 16000 and len(samples) == 32000
+    assert np.all(samples[8000:16000] == 0) and np.all(samples[16000:] > 0)

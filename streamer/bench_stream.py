@@ -123,8 +123,6 @@ CHAPTER_GAP_S = 0.5
 def chapter_items(manifest: str | Path, folder: Path, limit: int | None = None) -> list[StreamItem]:
     """Each LibriSpeech chapter of ``manifest`` as one long-form item, written under ``folder``
     (the first ``limit``); chapters with an utterance in a long-form file are left out."""
-    import soundfile
-
     path = Path(manifest)
     records = manifest_records(path)
     in_longform = {
@@ -143,13 +141,15 @@ def chapter_items(manifest: str | Path, folder: Path, limit: int | None = None) 
         if any(u.get("utterance") in in_longform for u in utterances):
             continue
         utterances.sort(key=lambda u: u.get("utterance", u["id"]))
-        items.append(_join_chapter(key, utterances, path.parent, folder, soundfile))
+        items.append(_join_chapter(key, utterances, path.parent, folder))
     if not items:
         raise ConfigError(f"{path} has no LibriSpeech chapters outside its long-form files")
     return items[:limit]
 
 
-def _join_chapter(key: str, utterances: list[dict], root: Path, folder: Path, soundfile):
+def _join_chapter(key: str, utterances: list[dict], root: Path, folder: Path) -> StreamItem:
+    import soundfile
+
     gap = np.zeros(int(CHAPTER_GAP_S * SAMPLE_RATE), dtype=np.float32)
     pieces, segments, start = [], [], 0
     for utterance in utterances:

@@ -51,10 +51,14 @@ class CommitPolicy(Protocol):
         """Fold in the newest hypothesis of the window (words in absolute samples)."""
         ...
 
-    def force_commit(self, end_of_utterance: bool = False) -> CommitUpdate:
-        """Commit the whole tentative tail now (a pause or a VAD endpoint). After the end of
-        an utterance only silence follows the committed words, so no later window restates
-        them."""
+    def force_commit(
+        self, end_of_utterance: bool = False, until_sample: int | None = None
+    ) -> CommitUpdate:
+        """Commit the tentative tail now (a pause or a VAD endpoint): all of it, or with
+        ``until_sample`` the words that end by then (the VAD decides an endpoint after the
+        fact, when the newest reading may already hold the next words, cut off mid-word at
+        the window's end). After the end of an utterance only silence follows the committed
+        words, so no later window restates them."""
         ...
 
     @property
@@ -167,8 +171,13 @@ class LocalAgreement:
         self._tentative = newest[agreed:]
         return CommitUpdate(committed, self._tentative)
 
-    def force_commit(self, end_of_utterance: bool = False) -> CommitUpdate:
-        committed = self._commit(self._tentative)
+    def force_commit(
+        self, end_of_utterance: bool = False, until_sample: int | None = None
+    ) -> CommitUpdate:
+        ready = self._tentative
+        if until_sample is not None:
+            ready = self._ending_by(ready, until_sample)
+        committed = self._commit(ready)
         if end_of_utterance:
             self._sealed = len(self._tail)
         if self._n_committed:
@@ -222,6 +231,13 @@ class LocalAgreement:
         return self._tentative
 
     # --- helpers ------------------------------------------------------------------------------
+
+    def _ending_by(self, words: tuple[Word, ...], sample: int) -> tuple[Word, ...]:
+        """The leading words that end by ``sample``, give or take the timing jitter."""
+        for index, word in enumerate(words):
+            if word.end_sample > sample + self._tolerance_samples:
+                return words[:index]
+        return words
 
     def _heard(self, words: tuple[Word, ...], reading: Hypothesis) -> tuple[Word, ...]:
         """The words of a reading that may vote: those starting before its window's edge."""

@@ -57,6 +57,16 @@ class _StreamEnd:
     end_sample: int
 
 
+@dataclass(frozen=True)
+class _Decided:
+    """A VAD event and the audio end when the gate emitted it: an endpoint at sample s is
+    only known a hangover later. The virtual clock acts on it no sooner than a live stream
+    could, so fast-pace runs measure what real time gets."""
+
+    event: VadEvent
+    known_at_sample: int
+
+
 @dataclass
 class _CaptureState:
     """Written by the capture thread only; read (racily, for display) by the others."""
@@ -221,13 +231,14 @@ class Pipeline:
             samples = self._align(block.start_sample, block.samples)
             self.ring.write(samples)
             events = self.vad.process(samples)
+            for event in events:
+                self._post_vad(_Decided(event, self.ring.end_sample))
+            # after the events: audio counted as captured has had its VAD events posted
             state.captured_samples = self.ring.end_sample
             state.level_db, state.vad_state = self.vad.level_db, self.vad.state
             state.xruns, state.dropped_blocks = self.source.xruns, self.source.dropped_blocks
-            for event in events:
-                self._post_vad(event)
         for event in self.vad.flush():
-            self._post_vad(event)
+            self._post_vad(_Decided(event, self.ring.end_sample))
         self._post_vad(_StreamEnd(self.ring.end_sample))
 
     def _align(self, start_sample: int, samples: np.ndarray) -> np.ndarray:
@@ -266,7 +277,7 @@ class Pipeline:
             self._emit(Notice("input device is back; capture resumed", "info"))
             return
 
-    def _post_vad(self, event: VadEvent | _StreamEnd) -> None:
+    def _post_vad(self, event: _Decided | _StreamEnd) -> None:
         try:
             self._vad_events.put_nowait(event)
         except queue.Full:  # 10k pending endpoints means inference is hopelessly behind
@@ -285,6 +296,8 @@ class Pipeline:
         stream_end: int | None = None
         virtual_now = 0.0
         while not self.stop_event.is_set():
+            # read first: every VAD event of the audio up to ``captured`` is queued by now
+            captured = self._capture.captured_samples
             while True:
                 try:
                     event = self._vad_events.get_nowait()
@@ -294,22 +307,27 @@ class Pipeline:
                     stream_end = event.end_sample
                 else:
                     pending.append(event)
-            available = self.ring.end_sample
             if self.virtual_clock:
-                limit = max(cursor + min_step, int(virtual_now * SAMPLE_RATE))
-                if available < limit and stream_end is None:
+                # wake as a live stream would: when a step is due or the gate said something,
+                # and no sooner than the last step's compute time allows
+                wake = [last_decode + min_step] if in_speech else [cursor + min_step]
+                if pending:
+                    wake.append(_due_sample(pending[0]))
+                limit = max(min(wake), int(virtual_now * SAMPLE_RATE), cursor)
+                if captured < limit and stream_end is None:
                     time.sleep(POLL_S)
                     continue
-                limit = min(limit, available)
+                limit = min(limit, self.ring.end_sample)
+                virtual_now = max(virtual_now, limit / SAMPLE_RATE)  # that audio has arrived
             else:
-                limit = available
+                limit = self.ring.end_sample
                 due = in_speech and limit - last_decode >= min_step
-                event_due = pending and _event_sample(pending[0]) <= limit
+                event_due = pending and _due_sample(pending[0]) <= limit
                 if not due and not event_due and stream_end is None:
                     time.sleep(POLL_S)
                     continue
-            while pending and _event_sample(pending[0]) <= limit:
-                event = pending.popleft()
+            while pending and _due_sample(pending[0]) <= limit:
+                event = pending.popleft().event
                 if isinstance(event, SpeechStart):
                     in_speech = True
                     self.transcriber.start_utterance(event.start_sample)
@@ -362,12 +380,16 @@ class Pipeline:
         if last_decode < event.at_sample:
             virtual_now = self._decode_step(event.at_sample, virtual_now)
         now = virtual_now if self.virtual_clock else self._now(0.0)
-        self._publish(self.transcriber.finalize(now), 0)
+        self._publish(self.transcriber.finalize(event.at_sample, now), 0)
         return virtual_now
 
     def _end_utterance(self, event: SpeechEnd, virtual_now: float, last_decode: int) -> float:
         """Decode the tail (unless the last step already covered it) and commit it all."""
         if last_decode < event.end_sample:
+            virtual_now = self._decode_step(event.end_sample, virtual_now)
+        if self.transcriber.unread_tail(event.end_sample):
+            now = virtual_now if self.virtual_clock else self._now(0.0)
+            self._publish(self.transcriber.read_rest(now), 0)
             virtual_now = self._decode_step(event.end_sample, virtual_now)
         now = virtual_now if self.virtual_clock else self._now(0.0)
         result = self.transcriber.endpoint(event.end_sample, now)
@@ -420,6 +442,10 @@ class Pipeline:
         result = self.transcriber.endpoint(self.ring.end_sample, now)
         self._publish(result, 0)
         self._emit(Finished(reason))
+
+
+def _due_sample(decided: _Decided) -> int:
+    return max(decided.known_at_sample, _event_sample(decided.event))
 
 
 def _event_sample(event: VadEvent) -> int:

@@ -26,6 +26,7 @@ PROMPT_MAX_GAP_S = 5.0  # older context than this (silence in between) is not a 
 TRIM_AFTER_S = 15.0  # windows longer than this are cut at a committed sentence end
 REPEAT_NGRAM, REPEAT_COUNT = 3, 3  # a 3-word phrase three times in one hypothesis is a loop
 UNCOVERED_S = 1.0  # a reading ending this long before its window's end missed speech
+UNREAD_AT_END_S = 0.6  # at an endpoint (the span ends 150 ms after its last voiced frame)
 SEEK_OVERLAP_S = 0.3  # a moved window starts this much before the committed end
 MAX_CHARS_PER_S = 25.0  # fast speech is ~20 characters/s; more is invented text
 
@@ -61,13 +62,21 @@ class StreamingTranscriber:
             unsure_settle_ms=stream.unsure_settle_ms,
         )
         self.window_start = 0
+        self._read_end = 0  # where the newest reading's words end (absolute sample)
+        # (span end, window start) after a max-length cut that left a word to read again
+        self._resume: tuple[int, int] | None = None
         self._draft: list[int] = []  # previous hypothesis tokens for this window start
         self._context: deque[CommittedWord] = deque(maxlen=64)  # recent commits, for prompts
 
     # --- window management ------------------------------------------------------------------
 
     def start_utterance(self, start_sample: int) -> None:
-        """Speech (re)starts at ``start_sample``: the window begins there."""
+        """Speech (re)starts at ``start_sample``: the window begins there, or where the
+        endpoint just before it left off when that cut a span in two (``endpoint``)."""
+        resume, self._resume = self._resume, None
+        if resume is not None and resume[0] == start_sample:
+            self._move_window(resume[1])
+            return
         self._move_window(max(start_sample, self.policy.committed_end_sample))
 
     def _move_window(self, start_sample: int) -> None:
@@ -148,6 +157,7 @@ class StreamingTranscriber:
             compression_ratio=result.compression_ratio,
         )
         update = self.policy.update(hypothesis)
+        self._read_end = max([self.policy.committed_end_sample, *(w.end_sample for w in words)])
         if not rejected and not update.tentative:
             self._skip_uncovered(words, window_end)
         compute_s = time.perf_counter() - started
@@ -162,17 +172,47 @@ class StreamingTranscriber:
             rejected,
         )
 
-    def finalize(self, now_s: float) -> StepResult:
-        """Commit the tentative tail now (a pause); the window and its draft stay."""
-        update = self.policy.force_commit()
+    def finalize(self, at_sample: int, now_s: float) -> StepResult:
+        """A pause at ``at_sample``: commit the tentative words that end by then; the
+        window and its draft stay."""
+        update = self.policy.force_commit(until_sample=at_sample)
         committed = self._stamp(update.newly_committed, now_s)
         return StepResult(committed, Tentative(""), self.window_start, 0.0)
 
+    def unread_tail(self, end_sample: int) -> bool:
+        """True if the newest reading stopped well before the speech ending at
+        ``end_sample`` did. Whisper ends some readings early ("a transition between..."
+        with "Gothic and Roman" still in the audio) and reads the same window the same way
+        again, so the last words of an utterance would be lost: call ``read_rest``."""
+        overlap = seconds_to_samples(SEEK_OVERLAP_S)
+        moves = self._read_end - overlap > self.window_start  # else it reads the same again
+        return moves and end_sample - self._read_end > seconds_to_samples(UNREAD_AT_END_S)
+
+    def read_rest(self, now_s: float) -> StepResult:
+        """Commit what the newest reading holds and move the window to the committed end,
+        so that the next step reads only the words it missed, with the rest as prompt."""
+        result = self.finalize(self._read_end, now_s)
+        overlap = seconds_to_samples(SEEK_OVERLAP_S)
+        committed_end = self.policy.committed_end_sample
+        self._move_window(max(self.window_start, committed_end - overlap))
+        return result
+
     def endpoint(self, end_sample: int, now_s: float) -> StepResult:
-        """The utterance ended at ``end_sample``: everything tentative becomes final."""
-        update = self.policy.force_commit(end_of_utterance=True)
+        """The span ended at ``end_sample``: the tentative words that end by then are
+        final. The VAD calls a max-length cut seconds later (at the quietest frame of the
+        last few seconds), so the newest reading may go past it and end mid-word; those
+        words are read again from the cut, or from the committed end when a word spans the
+        cut, so that it is not split."""
+        pending = self.policy.tentative
+        update = self.policy.force_commit(end_of_utterance=True, until_sample=end_sample)
         committed = self._stamp(update.newly_committed, now_s)
-        self._move_window(max(end_sample, self.policy.committed_end_sample))
+        committed_end = self.policy.committed_end_sample
+        left = pending[len(update.newly_committed) :]
+        resume = max(end_sample, committed_end)
+        if left and left[0].start_sample < end_sample:  # it spans the cut
+            resume = max(self.window_start, committed_end)
+        self._move_window(resume)
+        self._resume = (end_sample, resume)
         return StepResult(committed, Tentative(""), end_sample, 0.0)
 
     def _decode(self, audio: np.ndarray) -> DecodingResult:

@@ -237,6 +237,20 @@ def test_force_commit_commits_the_tail_and_forgets_old_readings():
     assert words_text(feed(policy, reading(nxt))) == "next"
 
 
+def test_force_commit_until_a_sample_keeps_the_words_after_it_out():
+    """An endpoint decided seconds late: the newest reading already holds the next words,
+    the last of them cut off mid-word ("Subia..."). Only the words that end by the cut
+    (give or take the timing jitter) become final; the rest are read again later."""
+    policy = LocalAgreement(2)
+    feed(policy, reading(sentence("in the")))
+    policy.update(reading(sentence("in the monastery of Subia...")))
+    cut = int(1.55 * SAMPLE_RATE)  # 50 ms after "monastery" ends: within the jitter
+    update = policy.force_commit(end_of_utterance=True, until_sample=cut)
+    assert words_text(update.newly_committed) == "monastery"
+    assert update.tentative == () and policy.tentative == ()
+    assert policy.committed_end_sample == int(1.5 * SAMPLE_RATE)
+
+
 def test_trim_point_prefers_the_end_of_a_committed_sentence():
     policy = LocalAgreement(2)
     words = [word(" Hi.", 0, 0.5), word(" How", 0.5, 1.0), word(" are", 1.0, 1.5)]
@@ -306,11 +320,27 @@ arbitrary_word = st.builds(
     st.integers(-50 * MS, SAMPLE_RATE),  # includes zero-length and backwards words
 )
 arbitrary_reading = st.lists(arbitrary_word, max_size=8).map(reading)
-operations = st.lists(st.one_of(arbitrary_reading, st.just(FORCE)), max_size=14)
+# a force commit of the whole tail, or of the words that end by a sample
+arbitrary_force = st.tuples(st.just(FORCE), st.none() | st.integers(0, 11 * SAMPLE_RATE))
+operations = st.lists(st.one_of(arbitrary_reading, arbitrary_force), max_size=14)
 
 
 def apply(policy: LocalAgreement, operation) -> CommitUpdate:
-    return policy.force_commit() if operation == FORCE else policy.update(operation)
+    if isinstance(operation, Hypothesis):
+        return policy.update(operation)
+    until = operation[1]
+    tentative = policy.tentative
+    update = policy.force_commit(until_sample=until)
+    # the leading words of the tentative tail: all of them, or those that end by ``until``
+    ready = tentative[: len(update.newly_committed)]
+    assert [w.text for w in update.newly_committed] == [w.text for w in ready]
+    if until is None:
+        assert len(ready) == len(tentative)
+    else:
+        slack = 100 * MS  # the policy's default timing tolerance
+        assert all(w.end_sample <= until + slack for w in ready)
+        assert len(ready) == len(tentative) or tentative[len(ready)].end_sample > until + slack
+    return update
 
 
 @settings(max_examples=200, deadline=None)
@@ -320,7 +350,7 @@ def test_committed_stream_is_append_only_monotonic_and_bounded(ops, n):
     stream: list[Word] = []
     fed_texts = set()
     for operation in ops:
-        if operation != FORCE:
+        if isinstance(operation, Hypothesis):
             fed_texts |= {w.text for w in operation.words}
         before = policy.committed_words
         update = apply(policy, operation)

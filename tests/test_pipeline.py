@@ -102,6 +102,19 @@ def test_commit_latency_on_virtual_clock(engine, speech_file):
     assert float(np.mean(latencies)) < 3.0
 
 
+def test_the_virtual_clock_learns_of_an_endpoint_no_sooner_than_a_live_stream(engine, speech_file):
+    """The gate ends a span a hangover after its last voiced frame; at fast pace the VAD
+    runs ahead of inference, and acting on its endpoints early would measure a better
+    stream than real time can have."""
+    config = load_config("captions")
+    events = _run(speech_file, engine, config)
+    endpoints = [e for e in events if isinstance(e, Endpoint) and e.reason == "silence"]
+    # the span ends 150 ms after the last voiced frame; the gate decides a hangover after it
+    decided_after_s = (config.vad.hangover_ms - 150 - config.vad.frame_ms) / 1000
+    assert len(endpoints) >= 3
+    assert all(e.emitted_at_s - e.end_sample / 16000 >= decided_after_s for e in endpoints)
+
+
 @pytest.mark.parametrize("kind", ["silence", "faint-noise"])
 def test_no_words_from_silence_or_noise(engine, tmp_path, kind):
     audio = np.zeros(16000 * 20, np.float32) if kind == "silence" else white_noise(20.0, -50.0)

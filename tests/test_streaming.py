@@ -7,7 +7,12 @@ from audio_fixtures import require_espeak, speech_samples
 
 from streamer.audio import SAMPLE_RATE
 from streamer.config import load_config
-from streamer.streaming import SEEK_OVERLAP_S, UNCOVERED_S, StreamingTranscriber
+from streamer.streaming import (
+    SEEK_OVERLAP_S,
+    UNCOVERED_S,
+    UNREAD_AT_END_S,
+    StreamingTranscriber,
+)
 from streamer.types import Hypothesis, Word
 
 
@@ -71,3 +76,58 @@ def _word_errors(reference: list[str], hypothesis: list[str]) -> int:
 
     out = jiwer.process_words(" ".join(reference), " ".join(hypothesis))
     return out.substitutions + out.deletions + out.insertions
+
+
+def _seconds(s: float) -> int:
+    return int(s * SAMPLE_RATE)
+
+
+def test_a_late_max_length_cut_reads_a_word_that_spans_it_again(engine):
+    """The VAD cuts a long span at 1.6 s when the window already reaches 2.5 s: "three"
+    (1.5-2.1 s) spans the cut, so it is not committed half-heard and the next window starts
+    where the committed words end, not at the cut, so that it is read whole."""
+    transcriber = _transcriber(engine)
+    one_two = [Word(" one", 0, _seconds(0.5)), Word(" two", _seconds(0.5), _seconds(1.4))]
+    _commit(transcriber, one_two[:1], _seconds(1.0))
+    newest = (*one_two, Word(" thr-", _seconds(1.5), _seconds(2.1)))
+    transcriber.policy.update(Hypothesis(newest, (), 0, _seconds(2.5), -0.2, 0.01, 1.2))
+    result = transcriber.endpoint(_seconds(1.6), now_s=3.0)
+    assert [w.text for w in result.committed] == [" two"]
+    assert transcriber.window_start == _seconds(1.4)
+    transcriber.start_utterance(_seconds(1.6))  # the span goes on from the cut
+    assert transcriber.window_start == _seconds(1.4)
+    transcriber.endpoint(_seconds(4.0), now_s=4.5)
+    transcriber.start_utterance(_seconds(5.0))  # a real onset after silence
+    assert transcriber.window_start == _seconds(5.0)
+
+
+def test_an_endpoint_after_a_reading_that_stopped_early_reads_the_rest(engine):
+    """Whisper ended its reading at 1.0 s of a span that ends at 2.5 s: the words it read
+    become final and the window moves to them, so the next step reads only the rest."""
+    transcriber = _transcriber(engine)
+    words = [Word(" one", 0, _seconds(0.5)), Word(" two", _seconds(0.5), _seconds(1.0))]
+    transcriber._read_end = _seconds(1.0)
+    transcriber.policy.update(Hypothesis(tuple(words), (), 0, _seconds(2.5), -0.2, 0.01, 1.2))
+    assert transcriber.unread_tail(_seconds(2.5))
+    result = transcriber.read_rest(now_s=2.6)
+    assert [w.text for w in result.committed] == [" one", " two"]
+    assert transcriber.window_start == _seconds(1.0 - SEEK_OVERLAP_S)
+    assert not transcriber.unread_tail(_seconds(1.0 + UNREAD_AT_END_S - 0.1))
+
+
+def test_a_real_span_whose_reading_stopped_early_is_read_to_its_end(engine):
+    """Over real speech: a tail the first reading missed is committed after read_rest."""
+    require_espeak()
+    audio = speech_samples(
+        "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background."
+    )
+    transcriber = _transcriber(engine)
+    first = transcriber.step(audio[: len(audio) // 2])
+    transcriber._read_end = max(w.end_sample for w in first.hypothesis.words)
+    words = [*first.committed]
+    words += transcriber.read_rest(now_s=0.0).committed
+    rest = audio[transcriber.window_start :]
+    words += transcriber.step(rest).committed
+    words += transcriber.endpoint(len(audio), now_s=0.0).committed
+    text = "".join(w.text for w in words).lower()
+    assert text.count("smooth planks") == 1 and text.endswith("dark blue background"), text

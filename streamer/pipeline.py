@@ -392,7 +392,7 @@ class Pipeline:
             self._publish(self.transcriber.read_rest(now), 0)
             virtual_now = self._decode_step(event.end_sample, virtual_now)
         now = virtual_now if self.virtual_clock else self._now(0.0)
-        result = self.transcriber.endpoint(event.end_sample, now)
+        result = self.transcriber.endpoint(event.end_sample, now, event.reason)
         self._publish(result, 0)
         self._emit(Endpoint(event.end_sample, event.reason, now))
         return virtual_now

@@ -197,22 +197,20 @@ class StreamingTranscriber:
         self._move_window(max(self.window_start, committed_end - overlap))
         return result
 
-    def endpoint(self, end_sample: int, now_s: float) -> StepResult:
+    def endpoint(self, end_sample: int, now_s: float, reason: str = "silence") -> StepResult:
         """The span ended at ``end_sample``: the tentative words that end by then are
-        final. The VAD calls a max-length cut seconds later (at the quietest frame of the
-        last few seconds), so the newest reading may go past it and end mid-word; those
-        words are read again from the cut, or from the committed end when a word spans the
-        cut, so that it is not split."""
-        pending = self.policy.tentative
-        update = self.policy.force_commit(end_of_utterance=True, until_sample=end_sample)
+        final. After silence the next window starts after it. A max-length cut is no
+        silence: the VAD decides it seconds late (at the quietest frame of the last few
+        seconds), when the newest reading goes past it, so the words after the cut stay
+        to be read again and the window keeps its audio (a window starting at the cut
+        reads the word there badly: "Gothic" became "Catholic")."""
+        cut = reason == "max_length"
+        update = self.policy.force_commit(end_of_utterance=not cut, until_sample=end_sample)
         committed = self._stamp(update.newly_committed, now_s)
-        committed_end = self.policy.committed_end_sample
-        left = pending[len(update.newly_committed) :]
-        resume = max(end_sample, committed_end)
-        if left and left[0].start_sample < end_sample:  # it spans the cut
-            resume = max(self.window_start, committed_end)
-        self._move_window(resume)
-        self._resume = (end_sample, resume)
+        if cut:
+            self._resume = (end_sample, self.window_start)
+        else:
+            self._move_window(max(end_sample, self.policy.committed_end_sample))
         return StepResult(committed, Tentative(""), end_sample, 0.0)
 
     def _decode(self, audio: np.ndarray) -> DecodingResult:

@@ -82,22 +82,27 @@ def _seconds(s: float) -> int:
     return int(s * SAMPLE_RATE)
 
 
-def test_a_late_max_length_cut_reads_a_word_that_spans_it_again(engine):
+def test_a_late_max_length_cut_commits_up_to_the_cut_and_keeps_the_window(engine):
     """The VAD cuts a long span at 1.6 s when the window already reaches 2.5 s: "three"
-    (1.5-2.1 s) spans the cut, so it is not committed half-heard and the next window starts
-    where the committed words end, not at the cut, so that it is read whole."""
+    (1.5-2.1 s) spans the cut, so it is not committed half-heard, and the window keeps its
+    audio, so that the next reading has it whole; the span going on from the cut does not
+    move the window, a real onset after silence does."""
     transcriber = _transcriber(engine)
     one_two = [Word(" one", 0, _seconds(0.5)), Word(" two", _seconds(0.5), _seconds(1.4))]
     _commit(transcriber, one_two[:1], _seconds(1.0))
     newest = (*one_two, Word(" thr-", _seconds(1.5), _seconds(2.1)))
     transcriber.policy.update(Hypothesis(newest, (), 0, _seconds(2.5), -0.2, 0.01, 1.2))
-    result = transcriber.endpoint(_seconds(1.6), now_s=3.0)
+    result = transcriber.endpoint(_seconds(1.6), now_s=3.0, reason="max_length")
     assert [w.text for w in result.committed] == [" two"]
-    assert transcriber.window_start == _seconds(1.4)
-    transcriber.start_utterance(_seconds(1.6))  # the span goes on from the cut
-    assert transcriber.window_start == _seconds(1.4)
+    transcriber.start_utterance(_seconds(1.6))
+    assert transcriber.window_start == 0
+    # the next readings restate the committed words: only the new one commits
+    again = (*one_two, Word(" three", _seconds(1.5), _seconds(2.1)))
+    for _ in range(transcriber.policy.n):
+        update = transcriber.policy.update(Hypothesis(again, (), 0, _seconds(3.0), -0.2, 0.0, 1.2))
+    assert [w.text for w in update.newly_committed] == [" three"]
     transcriber.endpoint(_seconds(4.0), now_s=4.5)
-    transcriber.start_utterance(_seconds(5.0))  # a real onset after silence
+    transcriber.start_utterance(_seconds(5.0))
     assert transcriber.window_start == _seconds(5.0)
 
 

@@ -177,10 +177,17 @@ class LocalAgreement:
         ready = self._tentative
         if until_sample is not None:
             ready = self._ending_by(ready, until_sample)
+        left = len(self._tentative) - len(ready)
         committed = self._commit(ready)
         if end_of_utterance:
             self._sealed = len(self._tail)
-        if self._n_committed:
+        # the committed end is a place to cut the window only if the speech stopped there
+        # (a max-length cut decided late may find agreed words past it, mid-phrase)
+        stopped = not left and (
+            until_sample is None
+            or self._committed_end_sample <= until_sample + self._tolerance_samples
+        )
+        if self._n_committed and stopped:
             self._boundary_sample = self._committed_end_sample
         # The next utterance starts fresh: old readings must not vote on new audio.
         self._history.clear()
@@ -341,11 +348,18 @@ class LocalAgreement:
         return start
 
     def _restates_last(self, word: Word) -> bool:
-        """A word that begins inside the last committed word and spells nearly the same is
-        the same word read again with more audio ("letter" then "letterpress")."""
+        """A word that begins inside the last committed word and spells nearly the same, or
+        lies mostly in its audio, is the same word read again with more audio ("letter" then
+        "letterpress")."""
         if not self._tail or word.start_sample >= self._committed_end_sample:
             return False
-        old, new = normalize(self._tail[-1].text), normalize(word.text)
+        last = self._tail[-1]
+        # mostly the same audio: the same word, however it is spelled this time
+        # ("Schoffer." at a pause, then "chauffeur, but by" with more audio)
+        overlap = min(word.end_sample, last.end_sample) - max(word.start_sample, last.start_sample)
+        if overlap > 0 and 2 * overlap >= word.end_sample - word.start_sample:
+            return True
+        old, new = normalize(last.text), normalize(word.text)
         if not old or not new:
             return False
         return (

@@ -251,6 +251,30 @@ def test_force_commit_until_a_sample_keeps_the_words_after_it_out():
     assert policy.committed_end_sample == int(1.5 * SAMPLE_RATE)
 
 
+def test_a_word_read_again_over_the_same_audio_restates_it_however_spelled():
+    """ "Schoffer." made final at a pause, then the same audio read "chauffeur, but by":
+    it is the committed word again, not a new one."""
+    policy = LocalAgreement(2)
+    agree(policy, sentence("only by"))
+    policy.update(reading(sentence("only by Schoffer.")))
+    policy.force_commit(until_sample=int(1.6 * SAMPLE_RATE))
+    again = [*sentence("only by"), word(" chauffeur,", 1.0, 1.75), word(" but", 1.8, 2.1)]
+    assert words_text(agree(policy, again)) == "but"
+
+
+def test_a_late_cut_past_agreed_words_is_no_place_to_trim_the_window():
+    """A max-length cut at 0.6 s decided when "in the" (to 1.0 s) is already agreed and
+    "middle" still tentative: the committed end is mid-phrase, so the window is not cut
+    there; a pause after the last word is such a place."""
+    policy = LocalAgreement(2)
+    feed(policy, reading(sentence("in the")), reading(sentence("in the middle")))
+    policy.force_commit(until_sample=int(0.6 * SAMPLE_RATE))
+    assert policy.trim_point(0, 2 * SAMPLE_RATE, 30 * SAMPLE_RATE) is None
+    agree(policy, sentence("in the middle ages"))
+    policy.force_commit(until_sample=int(2.1 * SAMPLE_RATE))
+    assert policy.trim_point(0, 3 * SAMPLE_RATE, 30 * SAMPLE_RATE) == 2 * SAMPLE_RATE
+
+
 def test_trim_point_prefers_the_end_of_a_committed_sentence():
     policy = LocalAgreement(2)
     words = [word(" Hi.", 0, 0.5), word(" How", 0.5, 1.0), word(" are", 1.0, 1.5)]

@@ -101,7 +101,8 @@ class StreamConfig:
     short_window_s: float = 0.0  # windows shorter than this need agreement + 1 readings
     unsure_probability: float = 0.6  # an agreed word less likely than this (0: off) waits...
     unsure_settle_ms: int = 800  # ...until this much audio follows it, or a pause (streaming
-    # WER at fast pace 8.1% -> 7.5% on the long-form files, 16.4% -> 15.6% with --chapters)
+    # WER 8.1% -> 7.5% on the long-form files, 16.4% -> 15.6% with --chapters, at the
+    # earlier fast pace that knew VAD endpoints too soon)
     prompt_chars: int = 200  # committed text that scrolled out of the window, used as prompt
     endpoint_commit: bool = True  # a VAD endpoint force-commits the tentative tail
     no_speech_threshold: float = 0.6

@@ -5,6 +5,11 @@ model. The inference thread decodes the current utterance whenever enough new au
 and posts typed events (Committed, Tentative, Endpoint, Stats, Notice) on a bounded queue
 that the caller drains. This is the only module that creates threads; stopping is one Event,
 and an exception in a worker is re-raised in the caller by ``next_event``.
+
+With ``virtual_clock`` (a file at ``--pace fast``) the inference thread keeps its own time:
+each step advances it by its measured compute time, a step is taken when a live stream's
+would be, and a VAD event counts only from the audio sample at which the gate emitted it,
+so fast runs schedule like real time and give the same figures in a fraction of the time.
 """
 
 from __future__ import annotations

@@ -65,8 +65,8 @@ class _StreamEnd:
 @dataclass(frozen=True)
 class _Decided:
     """A VAD event and the audio end when the gate emitted it: an endpoint at sample s is
-    only known a hangover later. The virtual clock acts on it no sooner than a live stream
-    could, so fast-pace runs measure what real time gets."""
+    only known a hangover later. The inference thread acts on it at ``known_at_sample`` (the
+    event's own samples are never later), so at fast pace no sooner than a live stream could."""
 
     event: VadEvent
     known_at_sample: int
@@ -317,7 +317,7 @@ class Pipeline:
                 # and no sooner than the last step's compute time allows
                 wake = [last_decode + min_step] if in_speech else [cursor + min_step]
                 if pending:
-                    wake.append(_due_sample(pending[0]))
+                    wake.append(pending[0].known_at_sample)
                 limit = max(min(wake), int(virtual_now * SAMPLE_RATE), cursor)
                 if captured < limit and stream_end is None:
                     time.sleep(POLL_S)
@@ -327,11 +327,11 @@ class Pipeline:
             else:
                 limit = self.ring.end_sample
                 due = in_speech and limit - last_decode >= min_step
-                event_due = pending and _due_sample(pending[0]) <= limit
+                event_due = pending and pending[0].known_at_sample <= limit
                 if not due and not event_due and stream_end is None:
                     time.sleep(POLL_S)
                     continue
-            while pending and _due_sample(pending[0]) <= limit:
+            while pending and pending[0].known_at_sample <= limit:
                 event = pending.popleft().event
                 if isinstance(event, SpeechStart):
                     in_speech = True
@@ -353,7 +353,6 @@ class Pipeline:
                 self.ring.consume(max(0, limit - ms_to_samples(self.config.vad.pre_roll_ms)))
             cursor = limit
             if self.virtual_clock:
-                virtual_now = max(virtual_now, limit / SAMPLE_RATE)
                 self._virtual_now = virtual_now
             if stream_end is not None and not pending and cursor >= stream_end:
                 self._finish("end_of_stream", virtual_now)
@@ -393,8 +392,7 @@ class Pipeline:
         if last_decode < event.end_sample:
             virtual_now = self._decode_step(event.end_sample, virtual_now)
         if self.transcriber.unread_tail(event.end_sample):
-            now = virtual_now if self.virtual_clock else self._now(0.0)
-            self._publish(self.transcriber.read_rest(now), 0)
+            self._publish(self.transcriber.read_rest(self._now(virtual_now)), 0)
             virtual_now = self._decode_step(event.end_sample, virtual_now)
         now = virtual_now if self.virtual_clock else self._now(0.0)
         result = self.transcriber.endpoint(event.end_sample, now, event.reason)
@@ -447,18 +445,6 @@ class Pipeline:
         result = self.transcriber.endpoint(self.ring.end_sample, now)
         self._publish(result, 0)
         self._emit(Finished(reason))
-
-
-def _due_sample(decided: _Decided) -> int:
-    return max(decided.known_at_sample, _event_sample(decided.event))
-
-
-def _event_sample(event: VadEvent) -> int:
-    if isinstance(event, SpeechStart):
-        return event.start_sample
-    if isinstance(event, SpeechPause):
-        return event.at_sample
-    return event.end_sample
 
 
 def _restamp(result: StepResult, now_s: float) -> StepResult:

@@ -20,7 +20,7 @@ from streamer.commit import LocalAgreement
 from streamer.config import DecodeOptions, StreamConfig
 from streamer.decoding import DecodingResult
 from streamer.transcribe import Engine, max_tokens_for
-from streamer.types import CommittedWord, Hypothesis, Tentative, Word
+from streamer.types import CommittedWord, EndpointReason, Hypothesis, Tentative, Word
 
 PROMPT_MAX_GAP_S = 5.0  # older context than this (silence in between) is not a prompt
 TRIM_AFTER_S = 15.0  # windows longer than this are cut at a committed sentence end
@@ -63,19 +63,17 @@ class StreamingTranscriber:
         )
         self.window_start = 0
         self._read_end = 0  # where the newest reading's words end (absolute sample)
-        # (span end, window start) after a max-length cut that left a word to read again
-        self._resume: tuple[int, int] | None = None
+        self._cut_sample: int | None = None  # the last max-length cut: the span goes on there
         self._draft: list[int] = []  # previous hypothesis tokens for this window start
         self._context: deque[CommittedWord] = deque(maxlen=64)  # recent commits, for prompts
 
     # --- window management ------------------------------------------------------------------
 
     def start_utterance(self, start_sample: int) -> None:
-        """Speech (re)starts at ``start_sample``: the window begins there, or where the
-        endpoint just before it left off when that cut a span in two (``endpoint``)."""
-        resume, self._resume = self._resume, None
-        if resume is not None and resume[0] == start_sample:
-            self._move_window(resume[1])
+        """Speech (re)starts at ``start_sample``: the window begins there, unless a
+        max-length cut just split the span there (``endpoint``)."""
+        cut, self._cut_sample = self._cut_sample, None
+        if cut == start_sample:  # the same speech goes on: the window keeps its audio
             return
         self._move_window(max(start_sample, self.policy.committed_end_sample))
 
@@ -106,8 +104,11 @@ class StreamingTranscriber:
         read_end = max([committed_end, *(w.end_sample for w in words)])
         uncovered = seconds_to_samples(UNCOVERED_S)
         if committed_end > self.window_start and window_end - read_end > uncovered:
-            overlap = seconds_to_samples(SEEK_OVERLAP_S)
-            self._move_window(max(self.window_start, committed_end - overlap))
+            self._seek_committed_end()
+
+    def _seek_committed_end(self) -> None:
+        overlap = seconds_to_samples(SEEK_OVERLAP_S)
+        self._move_window(max(self.window_start, self.policy.committed_end_sample - overlap))
 
     def prompt_tokens(self) -> list[int]:
         """Committed text that scrolled out of the window (up to ``prompt_chars``), unless a
@@ -192,12 +193,12 @@ class StreamingTranscriber:
         """Commit what the newest reading holds and move the window to the committed end,
         so that the next step reads only the words it missed, with the rest as prompt."""
         result = self.finalize(self._read_end, now_s)
-        overlap = seconds_to_samples(SEEK_OVERLAP_S)
-        committed_end = self.policy.committed_end_sample
-        self._move_window(max(self.window_start, committed_end - overlap))
+        self._seek_committed_end()
         return result
 
-    def endpoint(self, end_sample: int, now_s: float, reason: str = "silence") -> StepResult:
+    def endpoint(
+        self, end_sample: int, now_s: float, reason: EndpointReason = "silence"
+    ) -> StepResult:
         """The span ended at ``end_sample``: the tentative words that end by then are
         final. After silence the next window starts after it. A max-length cut is no
         silence: the VAD decides it seconds late (at the quietest frame of the last few
@@ -208,7 +209,7 @@ class StreamingTranscriber:
         update = self.policy.force_commit(end_of_utterance=not cut, until_sample=end_sample)
         committed = self._stamp(update.newly_committed, now_s)
         if cut:
-            self._resume = (end_sample, self.window_start)
+            self._cut_sample = end_sample
         else:
             self._move_window(max(end_sample, self.policy.committed_end_sample))
         return StepResult(committed, Tentative(""), end_sample, 0.0)

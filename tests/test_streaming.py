@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from audio_fixtures import require_espeak, speech_samples
 
-from streamer.audio import SAMPLE_RATE
+from streamer.audio import SAMPLE_RATE, seconds_to_samples
 from streamer.config import load_config
 from streamer.streaming import (
     SEEK_OVERLAP_S,
@@ -78,46 +78,52 @@ def _word_errors(reference: list[str], hypothesis: list[str]) -> int:
     return out.substitutions + out.deletions + out.insertions
 
 
-def _seconds(s: float) -> int:
-    return int(s * SAMPLE_RATE)
-
-
 def test_a_late_max_length_cut_commits_up_to_the_cut_and_keeps_the_window(engine):
     """The VAD cuts a long span at 1.6 s when the window already reaches 2.5 s: "three"
     (1.5-2.1 s) spans the cut, so it is not committed half-heard, and the window keeps its
     audio, so that the next reading has it whole; the span going on from the cut does not
     move the window, a real onset after silence does."""
     transcriber = _transcriber(engine)
-    one_two = [Word(" one", 0, _seconds(0.5)), Word(" two", _seconds(0.5), _seconds(1.4))]
-    _commit(transcriber, one_two[:1], _seconds(1.0))
-    newest = (*one_two, Word(" thr-", _seconds(1.5), _seconds(2.1)))
-    transcriber.policy.update(Hypothesis(newest, (), 0, _seconds(2.5), -0.2, 0.01, 1.2))
-    result = transcriber.endpoint(_seconds(1.6), now_s=3.0, reason="max_length")
+    one_two = [
+        Word(" one", 0, seconds_to_samples(0.5)),
+        Word(" two", seconds_to_samples(0.5), seconds_to_samples(1.4)),
+    ]
+    _commit(transcriber, one_two[:1], seconds_to_samples(1.0))
+    newest = (*one_two, Word(" thr-", seconds_to_samples(1.5), seconds_to_samples(2.1)))
+    transcriber.policy.update(Hypothesis(newest, (), 0, seconds_to_samples(2.5), -0.2, 0.01, 1.2))
+    result = transcriber.endpoint(seconds_to_samples(1.6), now_s=3.0, reason="max_length")
     assert [w.text for w in result.committed] == [" two"]
-    transcriber.start_utterance(_seconds(1.6))
+    transcriber.start_utterance(seconds_to_samples(1.6))
     assert transcriber.window_start == 0
     # the next readings restate the committed words: only the new one commits
-    again = (*one_two, Word(" three", _seconds(1.5), _seconds(2.1)))
+    again = (*one_two, Word(" three", seconds_to_samples(1.5), seconds_to_samples(2.1)))
     for _ in range(transcriber.policy.n):
-        update = transcriber.policy.update(Hypothesis(again, (), 0, _seconds(3.0), -0.2, 0.0, 1.2))
+        update = transcriber.policy.update(
+            Hypothesis(again, (), 0, seconds_to_samples(3.0), -0.2, 0.0, 1.2)
+        )
     assert [w.text for w in update.newly_committed] == [" three"]
-    transcriber.endpoint(_seconds(4.0), now_s=4.5)
-    transcriber.start_utterance(_seconds(5.0))
-    assert transcriber.window_start == _seconds(5.0)
+    transcriber.endpoint(seconds_to_samples(4.0), now_s=4.5)
+    transcriber.start_utterance(seconds_to_samples(5.0))
+    assert transcriber.window_start == seconds_to_samples(5.0)
 
 
 def test_an_endpoint_after_a_reading_that_stopped_early_reads_the_rest(engine):
     """Whisper ended its reading at 1.0 s of a span that ends at 2.5 s: the words it read
     become final and the window moves to them, so the next step reads only the rest."""
     transcriber = _transcriber(engine)
-    words = [Word(" one", 0, _seconds(0.5)), Word(" two", _seconds(0.5), _seconds(1.0))]
-    transcriber._read_end = _seconds(1.0)
-    transcriber.policy.update(Hypothesis(tuple(words), (), 0, _seconds(2.5), -0.2, 0.01, 1.2))
-    assert transcriber.unread_tail(_seconds(2.5))
+    words = [
+        Word(" one", 0, seconds_to_samples(0.5)),
+        Word(" two", seconds_to_samples(0.5), seconds_to_samples(1.0)),
+    ]
+    transcriber._read_end = seconds_to_samples(1.0)
+    transcriber.policy.update(
+        Hypothesis(tuple(words), (), 0, seconds_to_samples(2.5), -0.2, 0.01, 1.2)
+    )
+    assert transcriber.unread_tail(seconds_to_samples(2.5))
     result = transcriber.read_rest(now_s=2.6)
     assert [w.text for w in result.committed] == [" one", " two"]
-    assert transcriber.window_start == _seconds(1.0 - SEEK_OVERLAP_S)
-    assert not transcriber.unread_tail(_seconds(1.0 + UNREAD_AT_END_S - 0.1))
+    assert transcriber.window_start == seconds_to_samples(1.0 - SEEK_OVERLAP_S)
+    assert not transcriber.unread_tail(seconds_to_samples(1.0 + UNREAD_AT_END_S - 0.1))
 
 
 def test_a_real_span_whose_reading_stopped_early_is_read_to_its_end(engine):

@@ -37,7 +37,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-if ! ldconfig -p 2>/dev/null | grep -q libportaudio; then
+# grep -c reads all of ldconfig's output: with pipefail, grep -q quitting at the first match
+# can kill ldconfig with SIGPIPE and report the library missing when it is there
+if [ "$(ldconfig -p 2>/dev/null | grep -c libportaudio || true)" = 0 ]; then
   say "libportaudio2 is missing (needed for microphones): apt-get install libportaudio2"
   case "${1:-}" in streamer|live) exit 1 ;; esac
 fi

@@ -2,10 +2,13 @@
 
 Follows Whisper's decoding (openai/whisper decoding.py): the prompt (previous text) and the
 forced prefix are prefilled in one decoder call, then one token per call from the KV cache.
+A draft (the previous reading of a streaming window) is verified in the prefill and, after the
+reading leaves it, wherever the reading picks it up again (``_DraftResync``).
 """
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from dataclasses import dataclass
 from typing import Protocol
@@ -222,6 +225,7 @@ class DecodingResult:
     prefix_length: int = 0  # tokens of ``tokens`` that were forced (teacher-forced prefix)
     cross_attentions: tuple[np.ndarray, ...] | None = None  # alignment heads, (tokens, frames)
     draft_accepted: int = 0  # draft tokens kept without a decoder call of their own
+    decoder_calls: int = 0  # prefill included: what the window cost
     # log-probability of each token of ``tokens`` (single-row searches only, else empty)
     token_logprobs: tuple[float, ...] = ()
 
@@ -333,17 +337,35 @@ class DecodeTask:
                 [a[:, :, len(initial) - 1 : position + 1] for a in first.cross_attentions]
             ]
         n_accepted = tokens.shape[1] - sample_begin
-        for _ in range(max(0, limit - n_accepted)):
+        resync = _DraftResync(
+            draft, self.tokenizer.special.timestamp_begin, sample_begin, logits.shape[-1]
+        )
+        calls = 1  # the prefill
+        while tokens.shape[1] - sample_begin < limit:
             for logit_filter in filters:
                 logit_filter.apply(logits, tokens)
             tokens, source_rows, finished = search.step(tokens, logits, sum_logprobs)
             if finished or tokens.shape[1] >= n_ctx:
                 break
             cache = cache.reorder(source_rows)
-            out = self.decoder.step(tokens[:, -1:], cache, want_attention=want_alignment)
-            cache, logits = out.cache, out.logits[:, -1].copy()
+            room = min(limit - (tokens.shape[1] - sample_begin), n_ctx - 1 - tokens.shape[1])
+            guess = resync.guess(tokens[0], room) if n_rows == 1 else []
+            fed = tokens[:, -1:]
+            if guess:
+                fed = np.concatenate([fed, np.array([guess], dtype=fed.dtype)], axis=1)
+            out = self.decoder.step(fed, cache, want_attention=want_alignment)
+            calls += 1
+            length = tokens.shape[1]
+            if guess:  # rows 1.. verify the guess like a draft: keep what greedy agrees with
+                offset = length - 1
+                tokens = self._accept_draft(
+                    out.logits[0], tokens, guess, filters, search, sum_logprobs, offset
+                )
+            n_new = tokens.shape[1] - length  # accepted guess tokens
+            cache = out.cache.truncate(tokens.shape[1]) if guess else out.cache
+            logits = out.logits[:, n_new].copy()
             if want_alignment:
-                attention_steps.append(out.cross_attentions)
+                attention_steps.append([a[:, :, : n_new + 1] for a in out.cross_attentions])
         best = rank(search.candidates(tokens, sum_logprobs, len(initial)), options.length_penalty)
         text = self.tokenizer.decode(best.tokens)
         alignment = (
@@ -365,6 +387,7 @@ class DecodeTask:
             prefix_length=len(prefix),
             cross_attentions=alignment,
             draft_accepted=n_accepted,
+            decoder_calls=calls,
             token_logprobs=token_logprobs,
         )
 
@@ -387,13 +410,15 @@ class DecodeTask:
         filters: list[LogitFilter],
         search,
         sum_logprobs: np.ndarray,
+        offset: int = 0,
     ) -> np.ndarray:
         """Extend ``tokens`` (1, n) with the draft tokens greedy decoding agrees with.
 
-        ``logits`` (positions, n_vocab) are the prefill's; row ``n - 1 + i`` predicts draft[i].
+        ``logits`` (positions, n_vocab) start at position ``offset`` (0 for the prefill's):
+        row ``n - 1 - offset + i`` predicts draft[i].
         """
         for token in draft:
-            row = logits[tokens.shape[1] - 1][None].copy()
+            row = logits[tokens.shape[1] - 1 - offset][None].copy()
             for logit_filter in filters:
                 logit_filter.apply(row, tokens)
             if int(row[0].argmax()) != token:
@@ -402,6 +427,66 @@ class DecodeTask:
             if finished:  # a draft never contains end-of-text; keep the invariant anyway
                 return tokens[:, :-1]
         return tokens
+
+
+class _DraftResync:
+    """Guesses the next tokens after the reading left the draft (speculative decoding with
+    the previous reading as the draft model).
+
+    Consecutive readings of a growing window mostly differ by small edits: a comma dropped,
+    a timestamp moved by 40 ms, one word read differently, and then the same words again.
+    After such an edit, greedy decoding would go on one token per decoder call through text
+    the draft already holds. When the newest token (with the one before it) is found again
+    in the draft near the same place, the draft's following tokens are the guess: they are
+    fed with the new token in one call (8 tokens cost about 2.5 one-token calls here) and
+    kept only as far as greedy decoding picks them, so the result is the greedy result."""
+
+    MAX_GUESS = 8  # longer guesses cost more per call than they save (rows of 51k logits)
+    NEAR = 4  # tokens: how far the match may be from the same position in the draft
+
+    def __init__(
+        self, draft: list[int], timestamp_begin: int | None, sample_begin: int, n_vocab: int
+    ):
+        self.draft = draft
+        self.n_vocab = n_vocab
+        self.timestamp_begin = timestamp_begin
+        self.sample_begin = sample_begin
+        self.shift = 0  # where the reading is in the draft, minus where it is in itself
+
+    def _is_timestamp(self, token: int) -> bool:
+        return self.timestamp_begin is not None and token >= self.timestamp_begin
+
+    def _same(self, a: int, b: int) -> bool:
+        return a == b or (self._is_timestamp(a) and self._is_timestamp(b))
+
+    def guess(self, tokens: np.ndarray, room: int) -> list[int]:
+        """The draft tokens expected after ``tokens`` (one row, initial tokens included)."""
+        sampled = tokens[self.sample_begin :].tolist()
+        if not self.draft or room <= 0 or len(sampled) < 2:
+            return []
+        here = len(sampled) - 1 + self.shift  # the newest token's place in the draft
+        match = self._match(sampled, here)
+        if match is None:
+            return []
+        self.shift = match - (len(sampled) - 1)
+        guess = self.draft[match + 1 : match + 1 + min(room, self.MAX_GUESS)]
+        moved = sampled[-1] - self.draft[match]
+        if moved and self._is_timestamp(sampled[-1]):  # a moved pause moves its pair too
+            guess = [t + moved if self._is_timestamp(t) else t for t in guess]
+            guess = list(itertools.takewhile(lambda t: t < self.n_vocab, guess))
+        return guess
+
+    def _match(self, sampled: list[int], here: int) -> int | None:
+        """The draft position nearest ``here`` whose token and predecessor equal the newest
+        two (a single token matches too often: a lone comma or pause is no place)."""
+        last, before = sampled[-1], sampled[-2]
+        near = range(max(1, here - self.NEAR), min(len(self.draft) - 1, here + self.NEAR + 1))
+        pairs = [
+            j
+            for j in near
+            if self._same(self.draft[j], last) and self._same(self.draft[j - 1], before)
+        ]
+        return min(pairs, key=lambda j: abs(j - here)) if pairs else None
 
 
 def _forced_logprobs(logits: np.ndarray, initial: list[int], prefix: list[int]) -> np.ndarray:
@@ -439,6 +524,6 @@ def _alignment_weights(steps: list, heads: tuple[tuple[int, int], ...]):
     per_head = []
     for layer, head in heads:
         rows = [steps[0][layer][0, head]]
-        rows += [step[layer][0, head, -1:] for step in steps[1:]]
+        rows += [step[layer][0, head] for step in steps[1:]]
         per_head.append(np.concatenate(rows, axis=0))
     return tuple(per_head)

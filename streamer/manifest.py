@@ -19,14 +19,17 @@ def sha256_file(path: Path, block_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(directory: Path, source: str) -> Path:
-    """Record name, size and SHA256 of every file in ``directory``."""
+def write_manifest(directory: Path, source: str, recipe: int | None = None) -> Path:
+    """Record name, size and SHA256 of every file in ``directory`` (and, for files we
+    built, the version of the recipe that built them)."""
     files = {
         path.name: {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         for path in sorted(directory.iterdir())
         if path.is_file() and path.name != MANIFEST
     }
     manifest = {"format": 1, "source": source, "files": files}
+    if recipe is not None:
+        manifest["recipe"] = recipe
     path = directory / MANIFEST
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamer.errors import ModelLoadError
+from streamer.export import RECIPE
 from streamer.manifest import read_manifest, verify_files
 from streamer.session import DECODER_FILES, ENCODER_FILES
 
@@ -29,11 +30,14 @@ def build_default(force: bool = False, log: Callable[[str], None] = print, full_
     from streamer.export.build import build_model_dir
 
     target = default_model_dir()
-    if not force and target.is_dir() and read_manifest(target) is not None:
-        manifest = read_manifest(target)
+    manifest = read_manifest(target) if target.is_dir() else None
+    if not force and manifest is not None and manifest.get("recipe") == RECIPE:
         verify_files(target, list(manifest["files"]), full=full_check)
         return target
-    log(f"building {target} from the tiny.en weights (first run only, ~10 s)")
+    if manifest is not None and not force:
+        log(f"{target} was built by an older recipe; rebuilding it (~10 s)")
+    else:
+        log(f"building {target} from the tiny.en weights (first run only, ~10 s)")
     return build_model_dir(target, log=log)
 
 
@@ -51,7 +55,8 @@ def resolve_model_dir(path: str, log: Callable[[str], None] = print) -> Path:
             )
         return directory
     target = default_model_dir()
-    if target.is_dir() and read_manifest(target) is not None:
+    manifest = read_manifest(target) if target.is_dir() else None
+    if manifest is not None and manifest.get("recipe") == RECIPE:
         return target
     return build_default(log=log)
 

@@ -212,7 +212,8 @@ def transcribe_blocks(
         pieces, advance = split_segments(result.tokens, ts_begin, offset_s, window_frames)
         for start_s, end_s, piece in pieces:
             text = tokenizer.decode(piece)
-            if not text.strip() or end_s == start_s:
+            # a lone "." or "..." is what the model says to faint noise, not speech
+            if not any(c.isalnum() for c in text) or end_s == start_s:
                 continue
             # the prompt of the next window is the tokens of the segments kept, as in
             # faster-whisper (a trailing lone timestamp is not part of any segment)

@@ -406,6 +406,24 @@ def test_models_build_detects_a_corrupt_file(tmp_path, model_dir):
     assert INT8_ENCODER in line
 
 
+def test_a_model_built_by_an_older_recipe_is_rebuilt(tmp_path, model_dir):
+    """Files built by an earlier recipe (full-range int8 weights saturate on CPUs without
+    VNNI) are rebuilt on the next build instead of being trusted for their intact hashes."""
+    from streamer.export import RECIPE
+
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest.pop("recipe", None)
+    old = _model_copy(
+        model_dir, tmp_path / DEFAULT_MODEL, {"manifest.json": json.dumps(manifest).encode()}
+    )
+    result = streamer("models", "build", env={"STREAMER_MODELS": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert "older recipe" in result.stdout + result.stderr
+    rebuilt = json.loads((old / "manifest.json").read_text())
+    assert rebuilt["recipe"] == RECIPE
+    assert not (old / INT8_ENCODER).is_symlink()  # a new file, not the old one
+
+
 # --- outputs ---------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 
 from streamer.errors import ModelLoadError
+from streamer.export import RECIPE
 from streamer.export.ct2 import read_ct2_model
 from streamer.export.graph import WhisperDims, build_decoder, build_encoder
 from streamer.export.quantize import quantize_model
@@ -191,7 +192,7 @@ def build_model_dir(
         for name, content in _hf_configs(dims, ids, ct2_config).items():
             (staging / name).write_text(json.dumps(content, indent=2) + "\n")
         shutil.copyfile(source / "tokenizer.json", staging / "tokenizer.json")
-        write_manifest(staging, source=f"{SOURCE_PACKAGE} {_source_version()}")
+        write_manifest(staging, source=f"{SOURCE_PACKAGE} {_source_version()}", recipe=RECIPE)
         if output.exists():
             shutil.rmtree(output)
         staging.chmod(0o755)

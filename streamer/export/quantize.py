@@ -4,6 +4,13 @@ Weights of every MatMul (and the token embedding Gather) become int8 with one sc
 channel; activations are quantized at run time per call (``DynamicQuantizeLinear``), which ORT
 fuses into ``DynamicQuantizeMatMul`` on the CPU.
 
+Weights use 7 of the 8 bits (``reduce_range``): on x86 CPUs without VNNI (AVX2 only, such as
+AMD Zen 1 and 2), ORT multiplies uint8 activations by int8 weights with ``vpmaddubsw``, whose
+int16 pair sums saturate for full-range weights. Full-range weights read "The quick brown fox
+jumps" as "The quick round-fuck stump" there and cost 2 WER points against fp32 on the
+LibriSpeech set (15.7% vs 13.7%); 7-bit weights gave 18.5% against 20.5% on its first 50 files,
+fp32 19.2%, at the same speed. CPUs with VNNI do not saturate, and lose nothing measurable.
+
 The encoder's second FFN matmul stays float: its input is the GELU output, whose outliers one
 per-tensor activation scale cannot hold over 1500 frames. Quantizing it cost 1.1 WER points on
 the LibriSpeech set (14.8% vs 13.7% fp32); leaving it float gave 13.65%, for about a sixth of the
@@ -40,6 +47,7 @@ def quantize_model(source: Path, target: Path) -> None:
         str(source),
         str(target),
         per_channel=True,
+        reduce_range=True,
         weight_type=QuantType.QInt8,
         op_types_to_quantize=["MatMul", "Gather"],
         nodes_to_exclude=excluded,

@@ -324,6 +324,7 @@ class Row:
     wer_stream: float | None = None  # fractions
     wer_offline: float | None = None
     wer_vs_offline: float | None = None
+    repeats: int | None = None  # seam repeats (see ``seam_repeats``)
     cpu_per_audio_s: float | None = None
     peak_rss_mb: float | None = None
     maxrss_mb: float | None = None
@@ -334,6 +335,39 @@ class Row:
         if self.wer_stream is None or self.wer_offline is None:
             return None
         return 100 * (self.wer_stream - self.wer_offline)
+
+
+REPEAT_WORDS = (2, 8)  # phrase lengths checked for back-to-back repeats
+
+
+def seam_repeats(streamed: str, offline: str) -> int:
+    """Phrases of 2-8 words that the stream says twice in a row and the offline reading of
+    the same audio does not: words restated at a window seam and committed again. (People
+    do repeat themselves, "no, no"; those are in the offline text too.)"""
+    from streamer.wer import normalize
+
+    offline_words = normalize(offline).split()
+    offline_repeats = set(_repeated_phrases(offline_words))
+    return sum(
+        1
+        for phrase in _repeated_phrases(normalize(streamed).split())
+        if phrase not in offline_repeats
+    )
+
+
+def _repeated_phrases(words: list[str]) -> list[tuple[str, ...]]:
+    """Each place where a phrase is immediately said again (the longest phrase there)."""
+    found, index = [], 0
+    shortest, longest = REPEAT_WORDS
+    while index < len(words):
+        for n in range(longest, shortest - 1, -1):
+            phrase = words[index : index + n]
+            if len(phrase) == n and phrase == words[index + n : index + 2 * n]:
+                found.append(tuple(phrase))
+                index += 2 * n - 1  # past the repeat
+                break
+        index += 1
+    return found
 
 
 def summarize(
@@ -370,6 +404,7 @@ def summarize(
         wer_stream=word_errors(references, streamed).wer,
         wer_offline=word_errors(references, offline).wer,
         wer_vs_offline=word_errors(offline, streamed).wer,
+        repeats=sum(seam_repeats(text, reference) for text, reference in zip(streamed, offline)),
         cpu_per_audio_s=sum(run.cpu_s for run in runs) / max(audio_s, 1e-9),
         peak_rss_mb=max(run.peak_rss_bytes for run in runs) / 2**20,
         maxrss_mb=max(maxrss) / 2**20 if maxrss else None,
@@ -422,6 +457,7 @@ COLUMNS = (
     "WER% offline",
     "delta pts",
     "WER% stream vs offline",
+    "repeats",
     "CPU s/audio s",
     "peak RSS MB",
     "maxrss MB",
@@ -434,6 +470,7 @@ TARGET_CELLS = {
     "EoS->final p50 s": f"<= {TARGET_FINAL_P50_S:.1f}",
     "delta pts": f"<= +{TARGET_WER_DELTA_POINTS:.2f}",
     "CPU s/audio s": f"<= {TARGET_CPU_PER_AUDIO_S:.2f}",
+    "repeats": "0",
 }
 LEGEND = (
     "commit = emitted_at_s of a committed word minus its end (pipeline clock); seen = the same "
@@ -441,9 +478,10 @@ LEGEND = (
     "and on the event queue). EoS->final = emit time of the last committed word of "
     "a reference segment minus the segment's end. WER% after Whisper's English normalizer, "
     "corpus-level; delta = stream - offline in points; stream vs offline = streamed text scored "
-    "against our offline transcript. CPU s/audio s = process CPU time (all threads) over the "
-    "streaming run / audio duration. peak RSS = psutil samples every 0.1 s during the run; "
-    "maxrss = ru_maxrss of the process so far."
+    "against our offline transcript. repeats = phrases of 2-8 words said twice in a row in the "
+    "stream but not offline (committed again at a window seam). CPU s/audio s = process CPU "
+    "time (all threads) over the streaming run / audio duration. peak RSS = psutil samples "
+    "every 0.1 s during the run; maxrss = ru_maxrss of the process so far."
 )
 
 
@@ -471,6 +509,7 @@ def _cells(row: Row) -> list[str]:
         percent(row.wer_offline),
         "-" if delta is None else f"{delta:+.2f}",
         percent(row.wer_vs_offline),
+        "-" if row.repeats is None else str(row.repeats),
         _cell(row.cpu_per_audio_s, 3),
         _cell(row.peak_rss_mb, 0),
         _cell(row.maxrss_mb, 0),
@@ -490,6 +529,7 @@ def verdicts(overall: Row, silence: Row | None) -> dict[str, str]:
         "EoS->final p50 s": judge(overall.final.get("p50"), TARGET_FINAL_P50_S),
         "delta pts": judge(overall.wer_delta_points, TARGET_WER_DELTA_POINTS),
         "CPU s/audio s": judge(overall.cpu_per_audio_s, TARGET_CPU_PER_AUDIO_S),
+        "repeats": judge(overall.repeats, 0),
     }
     if silence is not None:
         result["words"] = "yes" if silence.words == 0 else "NO"

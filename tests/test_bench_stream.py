@@ -16,6 +16,7 @@ from streamer.bench_stream import (
     commit_latencies,
     final_latencies,
     read_stream_items,
+    seam_repeats,
 )
 from streamer.errors import ConfigError
 from streamer.types import CommittedWord
@@ -60,6 +61,17 @@ def test_file_without_segments_is_one_segment_ending_at_the_last_word():
     latencies, missing = final_latencies([_word(0.0, 1.0, 1.2), _word(1.0, 3.0, 3.5)], [])
     assert latencies == pytest.approx([0.5]) and missing == 0
     assert final_latencies([], []) == ([], 1)
+
+
+def test_seam_repeats_count_phrases_said_twice_only_by_the_stream():
+    offline = "No, no, I said the river bank. Has never been surpassed."
+    assert seam_repeats(offline, offline) == 0  # the speaker's own "no, no" is one word
+    doubled = "Of about 1455. Has never been surpassed. Has never been surpassed. Printing then"
+    assert seam_repeats(doubled, "of about 1455 has never been surpassed printing then") == 1
+    # a repeat the speaker made (in the offline text too) is not a seam repeat
+    spoken = "we will fight on the beaches, on the beaches"
+    assert seam_repeats(spoken, spoken) == 0
+    assert seam_repeats("red fox red fox blue sky blue sky", "red fox blue sky") == 2
 
 
 def test_limit_must_be_positive(tmp_path):

@@ -16,7 +16,7 @@ import numpy as np
 
 from streamer.alignment import word_timestamps
 from streamer.audio import HOP_LENGTH, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, seconds_to_samples
-from streamer.commit import LocalAgreement
+from streamer.commit import LocalAgreement, normalize
 from streamer.config import DecodeOptions, StreamConfig
 from streamer.decoding import DecodingResult
 from streamer.transcribe import Engine, max_tokens_for
@@ -29,6 +29,7 @@ UNCOVERED_S = 1.0  # a reading ending this long before its window's end missed s
 UNREAD_AT_END_S = 0.6  # at an endpoint (the span ends 150 ms after its last voiced frame)
 SEEK_OVERLAP_S = 0.3  # a moved window starts this much before the committed end
 MAX_CHARS_PER_S = 25.0  # fast speech is ~20 characters/s; more is invented text
+SQUEEZED_WORD_S = 0.06  # a phrase read again with most words this short has no audio
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ class StreamingTranscriber:
                 self.window_start,
                 result.token_logprobs,
             )
-            words = [w for w in words if w.start_sample < window_end]
+            words = drop_squeezed_repeats([w for w in words if w.start_sample < window_end])
         hypothesis = Hypothesis(
             words=tuple(words),
             tokens=result.tokens,
@@ -252,6 +253,41 @@ class StreamingTranscriber:
         committed = tuple(CommittedWord(w.text, w.start_sample, w.end_sample, now_s) for w in words)
         self._context.extend(committed)
         return committed
+
+
+def drop_squeezed_repeats(words: list[Word]) -> list[Word]:
+    """A phrase read twice in a row where one copy has no audio of its own is one phrase.
+
+    Measured: "Has never been surpassed. Has never been surpassed." in one reading, the
+    second "Has never been" 20 ms long in all, committed at a pause as it was. A phrase
+    spoken twice ("on the beaches, on the beaches") has audio for both copies and stays.
+    The first copy is kept, ending where the second did."""
+    result = list(words)
+    index = 0
+    while index < len(result):
+        n = _squeezed_repeat_at(result, index)
+        if n:
+            last = result[index + 2 * n - 1]
+            result[index + n - 1] = replace(result[index + n - 1], end_sample=last.end_sample)
+            del result[index + n : index + 2 * n]
+        index += 1
+    return result
+
+
+def _squeezed_repeat_at(words: list[Word], index: int) -> int:
+    """Length of a phrase (2+ words) at ``index`` read again at once, one copy squeezed."""
+    for n in range(min(8, (len(words) - index) // 2), 1, -1):
+        first, second = words[index : index + n], words[index + n : index + 2 * n]
+        if [normalize(w.text) for w in first] != [normalize(w.text) for w in second]:
+            continue
+        if min(_median_duration_s(first), _median_duration_s(second)) < SQUEEZED_WORD_S:
+            return n
+    return 0
+
+
+def _median_duration_s(words: list[Word]) -> float:
+    # the median: the last word of a squeezed copy takes the rest of the audio
+    return float(np.median([w.end_sample - w.start_sample for w in words])) / SAMPLE_RATE
 
 
 def _has_repeated_ngram(text: str) -> bool:

@@ -12,6 +12,7 @@ from streamer.streaming import (
     UNCOVERED_S,
     UNREAD_AT_END_S,
     StreamingTranscriber,
+    drop_squeezed_repeats,
 )
 from streamer.types import Hypothesis, Word
 
@@ -142,3 +143,50 @@ def test_a_real_span_whose_reading_stopped_early_is_read_to_its_end(engine):
     words += transcriber.endpoint(len(audio), now_s=0.0).committed
     text = "".join(w.text for w in words).lower()
     assert text.count("smooth planks") == 1 and text.endswith("dark blue background"), text
+
+
+def _timed(spec: list[tuple[str, float, float]]) -> list[Word]:
+    return [Word(text, seconds_to_samples(a), seconds_to_samples(b)) for text, a, b in spec]
+
+
+def test_a_phrase_read_twice_with_one_copy_squeezed_is_read_once():
+    """The reading that committed "Has never been surpassed." twice (LJSpeech, 51-53 s)."""
+    words = _timed(
+        [
+            (" 1455.", 49.62, 51.12),
+            (" Has", 51.12, 51.62),
+            (" never", 51.62, 51.92),
+            (" been", 51.92, 52.26),
+            (" surpassed.", 52.26, 52.64),
+            (" Has", 52.64, 52.66),
+            (" never", 52.66, 52.66),
+            (" been", 52.66, 52.66),
+            (" surpassed.", 52.66, 53.34),
+            (" Printing", 53.58, 53.96),
+        ]
+    )
+    repaired = drop_squeezed_repeats(words)
+    assert [w.text for w in repaired] == [
+        " 1455.",
+        " Has",
+        " never",
+        " been",
+        " surpassed.",
+        " Printing",
+    ]
+    assert repaired[4].start_sample == words[4].start_sample
+    assert repaired[4].end_sample == words[8].end_sample  # the phrase's audio, whole
+
+
+def test_a_phrase_spoken_twice_stays_twice():
+    words = _timed(
+        [
+            (" on", 1.0, 1.2),
+            (" the", 1.2, 1.35),
+            (" beaches,", 1.35, 1.9),
+            (" on", 2.1, 2.3),
+            (" the", 2.3, 2.45),
+            (" beaches.", 2.45, 3.0),
+        ]
+    )
+    assert drop_squeezed_repeats(words) == words

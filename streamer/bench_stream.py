@@ -357,15 +357,14 @@ def seam_repeats(streamed: str, offline: str) -> int:
 
 def _repeated_phrases(words: list[str]) -> list[tuple[str, ...]]:
     """Each place where a phrase is immediately said again (the longest phrase there)."""
+    from streamer.commit import repeat_lengths
+
     found, index = [], 0
-    shortest, longest = REPEAT_WORDS
     while index < len(words):
-        for n in range(longest, shortest - 1, -1):
-            phrase = words[index : index + n]
-            if len(phrase) == n and phrase == words[index + n : index + 2 * n]:
-                found.append(tuple(phrase))
-                index += 2 * n - 1  # past the repeat
-                break
+        n = next(repeat_lengths(words, index, *REPEAT_WORDS), 0)
+        if n:
+            found.append(tuple(words[index : index + n]))
+            index += 2 * n - 1  # past the repeat
         index += 1
     return found
 

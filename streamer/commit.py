@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from typing import Protocol
@@ -85,6 +85,14 @@ def normalize(text: str) -> str:
         for char in text.lower()
         if not unicodedata.category(char).startswith("P") and not char.isspace()
     )
+
+
+def repeat_lengths(items: Sequence, index: int, shortest: int, longest: int) -> Iterator[int]:
+    """Lengths (longest first, ``shortest``..``longest``) of the phrases starting at
+    ``index`` that are said again right after themselves."""
+    for n in range(min(longest, (len(items) - index) // 2), shortest - 1, -1):
+        if items[index : index + n] == items[index + n : index + 2 * n]:
+            yield n
 
 
 def words_text(words: Sequence[Word]) -> str:

@@ -30,8 +30,8 @@ def build_default(force: bool = False, log: Callable[[str], None] = print, full_
     from streamer.export.build import build_model_dir
 
     target = default_model_dir()
-    manifest = read_manifest(target) if target.is_dir() else None
-    if not force and manifest is not None and manifest.get("recipe") == RECIPE:
+    manifest = _manifest(target)
+    if not force and _built_by_this_recipe(manifest):
         verify_files(target, list(manifest["files"]), full=full_check)
         return target
     if manifest is not None and not force:
@@ -39,6 +39,14 @@ def build_default(force: bool = False, log: Callable[[str], None] = print, full_
     else:
         log(f"building {target} from the tiny.en weights (first run only, ~10 s)")
     return build_model_dir(target, log=log)
+
+
+def _manifest(target: Path) -> dict | None:
+    return read_manifest(target) if target.is_dir() else None
+
+
+def _built_by_this_recipe(manifest: dict | None) -> bool:
+    return manifest is not None and manifest.get("recipe") == RECIPE
 
 
 def resolve_model_dir(path: str, log: Callable[[str], None] = print) -> Path:
@@ -55,8 +63,7 @@ def resolve_model_dir(path: str, log: Callable[[str], None] = print) -> Path:
             )
         return directory
     target = default_model_dir()
-    manifest = read_manifest(target) if target.is_dir() else None
-    if manifest is not None and manifest.get("recipe") == RECIPE:
+    if _built_by_this_recipe(_manifest(target)):
         return target
     return build_default(log=log)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from streamer.alignment import word_timestamps
 from streamer.audio import HOP_LENGTH, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, seconds_to_samples
-from streamer.commit import LocalAgreement, normalize
+from streamer.commit import LocalAgreement, normalize, repeat_lengths
 from streamer.config import DecodeOptions, StreamConfig
 from streamer.decoding import DecodingResult
 from streamer.transcribe import Engine, max_tokens_for
@@ -30,6 +30,7 @@ UNREAD_AT_END_S = 0.6  # at an endpoint (the span ends 150 ms after its last voi
 SEEK_OVERLAP_S = 0.3  # a moved window starts this much before the committed end
 MAX_CHARS_PER_S = 25.0  # fast speech is ~20 characters/s; more is invented text
 SQUEEZED_WORD_S = 0.06  # a phrase read again with most words this short has no audio
+SQUEEZED_PHRASE_WORDS = 8  # the longest phrase looked for
 
 
 @dataclass(frozen=True)
@@ -263,23 +264,23 @@ def drop_squeezed_repeats(words: list[Word]) -> list[Word]:
     spoken twice ("on the beaches, on the beaches") has audio for both copies and stays.
     The first copy is kept, ending where the second did."""
     result = list(words)
+    texts = [normalize(w.text) for w in result]
     index = 0
     while index < len(result):
-        n = _squeezed_repeat_at(result, index)
+        n = _squeezed_repeat_at(result, texts, index)
         if n:
             last = result[index + 2 * n - 1]
             result[index + n - 1] = replace(result[index + n - 1], end_sample=last.end_sample)
             del result[index + n : index + 2 * n]
+            del texts[index + n : index + 2 * n]
         index += 1
     return result
 
 
-def _squeezed_repeat_at(words: list[Word], index: int) -> int:
+def _squeezed_repeat_at(words: list[Word], texts: list[str], index: int) -> int:
     """Length of a phrase (2+ words) at ``index`` read again at once, one copy squeezed."""
-    for n in range(min(8, (len(words) - index) // 2), 1, -1):
+    for n in repeat_lengths(texts, index, 2, SQUEEZED_PHRASE_WORDS):
         first, second = words[index : index + n], words[index + n : index + 2 * n]
-        if [normalize(w.text) for w in first] != [normalize(w.text) for w in second]:
-            continue
         if min(_median_duration_s(first), _median_duration_s(second)) < SQUEEZED_WORD_S:
             return n
     return 0

@@ -662,9 +662,15 @@ def _stream(args: argparse.Namespace, items: list[StreamItem]) -> int:
     pace = getattr(args, "pace", "realtime")
     code = code_state()  # before the run: what was loaded, even if files change meanwhile
     config_file = getattr(args, "config", None)
-    config = load_config(mode, config_file, {"stream": {"pace": pace}})
+    stream_overrides: dict = {"pace": pace}
+    if getattr(args, "virtual_cpu", None) is not None:
+        stream_overrides["virtual_cpu_speed"] = args.virtual_cpu
+    config = load_config(mode, config_file, {"stream": stream_overrides})
     engine = Engine(config.model, log=_err)
     engine.warm_up()
+    speed = config.stream.virtual_cpu_speed
+    if speed > 0:  # what the figures mean: this schedule, not this machine's
+        pace = f"fast, step cost modelled at {speed:g}x the reference CPU"
     _err(f"{len(items)} files, {sum(i.duration_s for i in items):.0f} s of audio, pace {pace}")
 
     load_before = os.getloadavg()

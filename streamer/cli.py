@@ -60,6 +60,7 @@ def _live_args(parser: argparse.ArgumentParser) -> None:
         choices=("realtime", "fast"),
         help="file input: wall-clock pace or as fast as possible",
     )
+    _virtual_cpu_arg(parser)
     parser.add_argument("--plain", action="store_true", help="committed text only, no TUI")
     parser.add_argument("--emit-log", help="write one JSON line per committed word here")
     parser.add_argument("--transcript", help="meeting transcript directory (JSONL, MD, SRT, VTT)")
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream = bench_sub.add_parser("stream", help="streaming latency and WER")
     stream.add_argument("--manifest", required=True)
     stream.add_argument("--pace", choices=("realtime", "fast"), default="realtime")
+    _virtual_cpu_arg(stream)
     stream.add_argument("--limit", type=int)
     stream.add_argument("--mode", choices=MODES, default="captions")
     stream.add_argument("--config", help="TOML file over the preset (to compare settings)")
@@ -127,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--manifest", help="speech to loop (default: generated)")
     soak.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     return parser
+
+
+def _virtual_cpu_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--virtual-cpu",
+        type=float,
+        metavar="SPEED",
+        help="fast pace: model each step's cost on a CPU SPEED times the reference's, "
+        "so runs repeat exactly (default: measured)",
+    )
 
 
 def _model_overrides(args: argparse.Namespace) -> dict:
@@ -155,6 +167,8 @@ def live_config(args: argparse.Namespace) -> Config:
         overrides.setdefault("stream", {})["min_step_ms"] = args.min_step_ms
     if args.pace:
         overrides.setdefault("stream", {})["pace"] = args.pace
+    if args.virtual_cpu is not None:
+        overrides.setdefault("stream", {})["virtual_cpu_speed"] = args.virtual_cpu
     if args.device:
         overrides.setdefault("audio", {})["device"] = args.device
     if args.plain or not sys.stdout.isatty():

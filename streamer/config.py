@@ -109,6 +109,10 @@ class StreamConfig:
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
     pace: Pace = "realtime"
+    # fast pace: 0 advances the virtual clock by each step's measured compute time; a speed
+    # > 0 by the step's modelled cost on the reference CPU over this speed, so runs repeat
+    # exactly (streamer/stepcost.py; 1 = the 2-core AMD EPYC it was fitted on, 2.5 ~ a Xeon)
+    virtual_cpu_speed: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -250,6 +254,7 @@ def _validate_ranges(config: Any) -> None:
             ("prompt_chars", lambda v: 0 <= v <= 1000, "between 0 and 1000"),
             ("unsure_probability", lambda v: 0 <= v <= 1, "between 0 and 1"),
             ("unsure_settle_ms", lambda v: 0 <= v <= 10000, "between 0 and 10000"),
+            ("virtual_cpu_speed", lambda v: 0 <= v <= 1000, "between 0 (measured) and 1000"),
         ],
         ModelConfig: [("intra_op_threads", lambda v: 0 <= v <= 256, "between 0 and 256")],
         UiConfig: [("history_lines", lambda v: v >= 1, "at least 1")],
@@ -301,4 +306,9 @@ def load_config(
         config = merge(config, read_toml(Path(config_file)))
     if overrides:
         config = merge(config, overrides)
+    if config.stream.virtual_cpu_speed > 0 and config.stream.pace != "fast":
+        raise ConfigError(
+            'stream.virtual_cpu_speed models the clock of pace = "fast"; set the pace to fast '
+            "(--pace fast) or the speed to 0"
+        )
     return config

@@ -226,6 +226,8 @@ class DecodingResult:
     cross_attentions: tuple[np.ndarray, ...] | None = None  # alignment heads, (tokens, frames)
     draft_accepted: int = 0  # draft tokens kept without a decoder call of their own
     decoder_calls: int = 0  # prefill included: what the window cost
+    prefill_tokens: int = 0  # tokens of the first call (start, prompt, prefix, draft)
+    fed_tokens: int = 0  # tokens fed to the calls after it (one each, plus any guesses)
     # log-probability of each token of ``tokens`` (single-row searches only, else empty)
     token_logprobs: tuple[float, ...] = ()
 
@@ -340,7 +342,7 @@ class DecodeTask:
         resync = _DraftResync(
             draft, self.tokenizer.special.timestamp_begin, sample_begin, logits.shape[-1]
         )
-        calls = 1  # the prefill
+        calls, fed_tokens = 1, 0  # the prefill
         while tokens.shape[1] - sample_begin < limit:
             for logit_filter in filters:
                 logit_filter.apply(logits, tokens)
@@ -354,7 +356,7 @@ class DecodeTask:
             if guess:
                 fed = np.concatenate([fed, np.array([guess], dtype=fed.dtype)], axis=1)
             out = self.decoder.step(fed, cache, want_attention=want_alignment)
-            calls += 1
+            calls, fed_tokens = calls + 1, fed_tokens + fed.shape[1]
             length = tokens.shape[1]
             if guess:  # rows 1.. verify the guess like a draft: keep what greedy agrees with
                 offset = length - 1
@@ -388,6 +390,8 @@ class DecodeTask:
             cross_attentions=alignment,
             draft_accepted=n_accepted,
             decoder_calls=calls,
+            prefill_tokens=len(initial) + len(prefix) + len(draft),
+            fed_tokens=fed_tokens,
             token_logprobs=token_logprobs,
         )
 

@@ -7,7 +7,8 @@ that the caller drains. This is the only module that creates threads; stopping i
 and an exception in a worker is re-raised in the caller by ``next_event``.
 
 With ``virtual_clock`` (a file at ``--pace fast``) the inference thread keeps its own time:
-each step advances it by its measured compute time, a step is taken when a live stream's
+each step advances it by its measured compute time (or, with ``stream.virtual_cpu_speed``,
+by its modelled cost, so that runs repeat exactly), a step is taken when a live stream's
 would be, and a VAD event counts only from the audio sample at which the gate emitted it,
 so fast runs schedule like real time and give the same figures in a fraction of the time.
 """
@@ -27,6 +28,7 @@ from streamer.buffer import RingBuffer
 from streamer.capture import AudioSource, DeviceLostError
 from streamer.config import Config
 from streamer.errors import AudioDeviceError, StreamerError
+from streamer.stepcost import REFERENCE_COST
 from streamer.streaming import StepResult, StreamingTranscriber
 from streamer.transcribe import Engine
 from streamer.types import (
@@ -371,12 +373,19 @@ class Pipeline:
         result = self.transcriber.step(audio, None if self.virtual_clock else self._now(0.0))
         new_audio = end_sample - max(self._decoded_end, start)
         self._decoded_end = end_sample
-        virtual_now = max(virtual_now, end_sample / SAMPLE_RATE) + result.compute_s
+        virtual_now = max(virtual_now, end_sample / SAMPLE_RATE) + self._step_cost(result)
         result = _restamp(result, virtual_now if self.virtual_clock else self._now(0.0))
         self._publish(result, new_audio)
         self.transcriber.maybe_trim(end_sample)
         self.ring.consume(min(self.transcriber.window_start, self.ring.end_sample))
         return virtual_now
+
+    def _step_cost(self, result: StepResult) -> float:
+        """Seconds the step takes on the virtual clock: measured, or modelled from its work."""
+        speed = self.config.stream.virtual_cpu_speed
+        if speed <= 0 or result.work is None:
+            return result.compute_s
+        return REFERENCE_COST.seconds(result.work, speed)
 
     def _pause(self, event: SpeechPause, virtual_now: float, last_decode: int) -> float:
         """A short pause: decode what was said up to it and make it final at once (the

@@ -19,6 +19,7 @@ from streamer.audio import HOP_LENGTH, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, seconds
 from streamer.commit import LocalAgreement, normalize, repeat_lengths
 from streamer.config import DecodeOptions, StreamConfig
 from streamer.decoding import DecodingResult
+from streamer.stepcost import StepWork
 from streamer.transcribe import Engine, max_tokens_for
 from streamer.types import CommittedWord, EndpointReason, Hypothesis, Tentative, Word
 
@@ -43,6 +44,7 @@ class StepResult:
     compute_s: float
     hypothesis: Hypothesis | None = None
     rejected: str = ""  # why the hypothesis was dropped (no speech, loop, ...), if it was
+    work: StepWork | None = None  # what the decode computed (a modelled clock's input)
 
 
 class StreamingTranscriber:
@@ -131,7 +133,7 @@ class StreamingTranscriber:
         None means: the audio end plus the compute time (the virtual clock)."""
         started = time.perf_counter()
         window_end = self.window_start + len(audio)
-        result = self._decode(audio)
+        result, work = self._decode(audio)
         rejected = self._reject_reason(result, len(audio))
         if rejected:
             self._draft = []
@@ -173,6 +175,7 @@ class StreamingTranscriber:
             compute_s,
             hypothesis,
             rejected,
+            work,
         )
 
     def finalize(self, at_sample: int, now_s: float) -> StepResult:
@@ -216,18 +219,26 @@ class StreamingTranscriber:
             self._move_window(max(end_sample, self.policy.committed_end_sample))
         return StepResult(committed, Tentative(""), end_sample, 0.0)
 
-    def _decode(self, audio: np.ndarray) -> DecodingResult:
+    def _decode(self, audio: np.ndarray) -> tuple[DecodingResult, StepWork]:
         n_frames = len(audio) // HOP_LENGTH
         padding = self.stream.encoder_padding_s
         features = self.engine.encode(audio, n_frames, padding if padding > 0 else None)
         budget = max_tokens_for(len(audio) / SAMPLE_RATE, self.options, self.engine.info.n_text_ctx)
-        return self.task.run(
+        result = self.task.run(
             features,
             self.prompt_tokens(),
             max_new_tokens=budget,
             want_alignment=True,
             draft=self._draft,
         )
+        work = StepWork(
+            encoder_positions=features.shape[1],
+            prefill_tokens=result.prefill_tokens,
+            decoder_calls=result.decoder_calls - 1,
+            fed_tokens=result.fed_tokens,
+            output_tokens=len(result.tokens),
+        )
+        return result, work
 
     def _reject_reason(self, result: DecodingResult, n_samples: int) -> str:
         """Hallucination guards: silence, loops and runaway token rates are not text."""

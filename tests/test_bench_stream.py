@@ -98,8 +98,9 @@ def _row(table: list[str], name: str) -> dict[str, str]:
 @pytest.mark.eval
 @needs_eval
 def test_bench_stream_on_jfk_through_the_cli():
-    """One long-form file at fast pace: every column is there, the numbers are sane, and the
-    silence-and-noise row commits nothing."""
+    """One long-form file at fast pace on a modelled clock: every column is there, the
+    numbers are sane, the report says whose clock it was, and the silence-and-noise row
+    commits nothing."""
     result = subprocess.run(
         [
             sys.executable,
@@ -111,6 +112,8 @@ def test_bench_stream_on_jfk_through_the_cli():
             str(EVAL_DIR / "manifest.jsonl"),
             "--pace",
             "fast",
+            "--virtual-cpu",
+            "2.5",
             "--limit",
             "1",
         ],
@@ -124,6 +127,7 @@ def test_bench_stream_on_jfk_through_the_cli():
     assert re.search(
         r"load average \(1/5/15 min\) before [\d.]+ [\d.]+ [\d.]+ / after", result.stdout
     )
+    assert "pace fast, step cost modelled at 2.5x the reference CPU" in result.stdout
     header = next(line for line in lines if line.startswith("| file"))
     assert [cell.strip() for cell in header.strip("|").split("|")] == list(COLUMNS)
 

@@ -176,3 +176,11 @@ def test_configs_are_frozen(mode):
     assert isinstance(config.decode.temperatures, tuple)  # no list to mutate behind the scenes
     changed = dataclasses.replace(config, stream=dataclasses.replace(config.stream, agreement=3))
     assert changed.stream.agreement == 3 and config.stream.agreement != 3
+
+
+def test_a_modelled_step_cost_needs_the_fast_pace():
+    assert load_config("captions", None, {"stream": {"pace": "fast", "virtual_cpu_speed": 2.5}})
+    with pytest.raises(ConfigError, match="virtual_cpu_speed.*--pace fast"):
+        load_config("captions", None, {"stream": {"virtual_cpu_speed": 2.5}})
+    with pytest.raises(ConfigError, match="between 0 \\(measured\\) and 1000"):
+        load_config("captions", None, {"stream": {"pace": "fast", "virtual_cpu_speed": -1}})

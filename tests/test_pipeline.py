@@ -115,6 +115,35 @@ def test_the_virtual_clock_learns_of_an_endpoint_no_sooner_than_a_live_stream(en
     assert all(e.emitted_at_s - e.end_sample / 16000 >= decided_after_s for e in endpoints)
 
 
+def _commits(events) -> list[tuple[str, int, int, float]]:
+    return [
+        (w.text, w.start_sample, w.end_sample, w.emitted_at_s)
+        for e in events
+        if isinstance(e, Committed)
+        for w in e.words
+    ]
+
+
+def test_a_modelled_step_cost_makes_fast_runs_repeat_exactly(engine, speech_file):
+    """Measured compute time differs between runs, and with it where steps end; a cost
+    modelled from the work done gives the same schedule, the same words and the same
+    emit times every time. A slower modelled CPU commits the same speech later."""
+    config = load_config("captions", None, {"stream": {"pace": "fast", "virtual_cpu_speed": 1}})
+    first, second = (
+        _commits(_run(speech_file, engine, config)),
+        _commits(_run(speech_file, engine, config)),
+    )
+    assert first and first == second
+    slow = replace(config, stream=replace(config.stream, virtual_cpu_speed=0.2))
+    slow_commits = _commits(_run(speech_file, engine, slow))
+
+    def mean_latency(commits):
+        return float(np.mean([emit - end / 16000 for _, _, end, emit in commits]))
+
+    # five times the reference's step time: well over a second more per commit
+    assert mean_latency(slow_commits) > mean_latency(first) + 0.5
+
+
 @pytest.mark.parametrize("kind", ["silence", "faint-noise"])
 def test_no_words_from_silence_or_noise(engine, tmp_path, kind):
     audio = np.zeros(16000 * 20, np.float32) if kind == "silence" else white_noise(20.0, -50.0)

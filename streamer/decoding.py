@@ -27,6 +27,16 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def logsumexp(logits: np.ndarray) -> np.ndarray:
+    """log(sum(exp(x))) over the last axis, in float32; -inf for a row that is all -inf."""
+    logits = np.asarray(logits, dtype=np.float32)
+    peak = logits.max(axis=-1, keepdims=True)
+    safe = np.where(np.isfinite(peak), peak, 0.0)
+    total = np.exp(logits - safe).sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore"):  # an all -inf row: log(0) = -inf, as it should be
+        return (safe + np.log(total))[..., 0]
+
+
 def compression_ratio(text: str) -> float:
     """Bytes of ``text`` over bytes of its zlib compression (Whisper's loop detector)."""
     data = text.encode("utf-8")
@@ -93,11 +103,11 @@ class ApplyTimestampRules:
             logits[:, :ts_begin] = -np.inf  # the first token is a timestamp
             if self.max_initial_timestamp_index is not None:
                 logits[:, ts_begin + self.max_initial_timestamp_index + 1 :] = -np.inf
-        logprobs = log_softmax(logits)
-        for row in range(tokens.shape[0]):
-            timestamp_logprob = np.logaddexp.reduce(logprobs[row, ts_begin:])
-            if timestamp_logprob > logprobs[row, :ts_begin].max():
-                logits[row, :ts_begin] = -np.inf
+        # all timestamps together against the likeliest text token; both sides of Whisper's
+        # log-softmax comparison carry the same normalizer, so it is compared on the logits
+        timestamp_mass = logsumexp(logits[:, ts_begin:])
+        best_text = logits[:, :ts_begin].max(axis=-1)
+        logits[timestamp_mass > best_text, :ts_begin] = -np.inf
 
 
 # --- searches ------------------------------------------------------------------------------------
@@ -125,7 +135,6 @@ class GreedySearch:
         self.temperature, self.eot, self.rng = temperature, eot, rng
 
     def step(self, tokens, logits, sum_logprobs):
-        logprobs = log_softmax(logits)
         if self.temperature == 0:
             next_tokens = logits.argmax(axis=-1)
         else:
@@ -133,7 +142,9 @@ class GreedySearch:
             next_tokens = np.array([self.rng.choice(len(p), p=p / p.sum()) for p in probs])
         rows = np.arange(len(tokens))
         running = tokens[:, -1] != self.eot
-        sum_logprobs += logprobs[rows, next_tokens] * running
+        # the chosen token's log-probability: no need to normalize the whole row
+        logprobs = logits[rows, next_tokens].astype(np.float32) - logsumexp(logits)
+        sum_logprobs += logprobs * running
         next_tokens = np.where(running, next_tokens, self.eot)
         tokens = np.concatenate([tokens, next_tokens[:, None]], axis=1)
         return tokens, rows, bool(np.all(tokens[:, -1] == self.eot))

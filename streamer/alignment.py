@@ -44,17 +44,18 @@ def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         best_entry = np.minimum(above[:-1], above[1:])  # from diagonal or from above
         prefix = np.concatenate([[0.0], np.cumsum(cost[i - 1])])
         total[i, 1:] = prefix[1:] + np.minimum.accumulate(best_entry - prefix[:-1])
-    # trace back: at each cell the cheapest of diagonal, up, left predecessors
+    # trace back: at each cell the cheapest of diagonal, up, left predecessors (ties in that
+    # order); on Python floats, as a per-cell argmin costs more than the whole forward pass
+    table = total.tolist()
     i, j = n_rows, n_cols
     rows, cols = [], []
     while i > 0 and j > 0:
         rows.append(i - 1)
         cols.append(j - 1)
-        options = (total[i - 1, j - 1], total[i - 1, j], total[i, j - 1])
-        move = int(np.argmin(options))
-        if move == 0:
+        diagonal, up, left = table[i - 1][j - 1], table[i - 1][j], table[i][j - 1]
+        if diagonal <= up and diagonal <= left:
             i, j = i - 1, j - 1
-        elif move == 1:
+        elif up <= left:
             i -= 1
         else:
             j -= 1

@@ -130,6 +130,7 @@ class LocalAgreement:
         seam_window_ms: float = 1000.0,
         unsure_probability: float = 0.0,
         unsure_settle_ms: float = 800.0,
+        contested_wait: bool = False,
         keep_words: int = 64,
     ) -> None:
         if n < 1:
@@ -143,7 +144,7 @@ class LocalAgreement:
         # readings of a short window (the start of an utterance) are the least reliable:
         # they need one more agreeing reading
         self._short_window_samples = ms_to_samples(short_window_ms)
-        self._history: deque[Hypothesis] = deque(maxlen=n + 1)
+        self._history: deque[Hypothesis] = deque(maxlen=n + 2)
         # a word starting this close to the end of its window has almost no audio behind it:
         # Whisper puts invented words there (measured: "chief actors were the chief actors.",
         # the last four 20 ms long at the window's end, read the same way twice)
@@ -154,6 +155,10 @@ class LocalAgreement:
         # follows it (or a pause makes the tail final).
         self._unsure_probability = unsure_probability
         self._settle_samples = ms_to_samples(unsure_settle_ms)
+        # A word the reading before the agreeing ones read otherwise is contested: readings
+        # that flip ("asked", "ask", "asked", "asked") are guessing, and one more agreeing
+        # reading is asked of them.
+        self._contested_wait = contested_wait
         self._tail: deque[Word] = deque(maxlen=keep_words)
         self._n_committed = 0
         self._committed_end_sample = 0
@@ -173,6 +178,11 @@ class LocalAgreement:
         voters = [self._heard(words, reading) for words, reading in zip(candidates, readings)]
         agreed = common_prefix_length(voters) if len(voters) == needed else 0
         agreed = self._sure_prefix(voters, agreed, hypothesis.window_end_sample)
+        if self._contested_wait and len(self._history) > needed:
+            earlier = self._history[-needed - 1]
+            agreed = self._uncontested_prefix(
+                voters[-1][:agreed], self._heard(self._unseen(earlier), earlier)
+            )
         newest = candidates[-1]
         # The newest reading had the most audio, so its spelling and timing are kept.
         committed = self._commit(newest[:agreed])
@@ -274,6 +284,15 @@ class LocalAgreement:
             if probability < self._unsure_probability and not settled:
                 return index
         return agreed
+
+    @staticmethod
+    def _uncontested_prefix(agreed: tuple[Word, ...], earlier: tuple[Word, ...]) -> int:
+        """How many ``agreed`` words the earlier reading read the same way (or had not
+        heard yet: a reading that stopped short contests nothing)."""
+        for index, (word, before) in enumerate(zip(agreed, earlier)):
+            if normalize(word.text) != normalize(before.text):
+                return index
+        return len(agreed)
 
     def _is_committed_audio(self, word: Word) -> bool:
         """True if the word lies in audio already committed, allowing for timing jitter.

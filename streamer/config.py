@@ -103,6 +103,8 @@ class StreamConfig:
     unsure_settle_ms: int = 800  # ...until this much audio follows it, or a pause (streaming
     # WER 8.1% -> 7.5% on the long-form files, 16.4% -> 15.6% with --chapters, at the
     # earlier fast pace that knew VAD endpoints too soon)
+    contested_wait: bool = False  # an agreed word the reading before read otherwise waits
+    # for one more agreeing reading
     prompt_chars: int = 200  # committed text that scrolled out of the window, used as prompt
     endpoint_commit: bool = True  # a VAD endpoint force-commits the tentative tail
     no_speech_threshold: float = 0.6

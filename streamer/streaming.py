@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from streamer.alignment import word_timestamps
 from streamer.audio import HOP_LENGTH, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, seconds_to_samples
-from streamer.commit import LocalAgreement, normalize, repeat_lengths
+from streamer.commit import SENTENCE_END, LocalAgreement, normalize, repeat_lengths
 from streamer.config import DecodeOptions, StreamConfig
-from streamer.decoding import DecodingResult
+from streamer.decoding import DecodingResult, compression_ratio
 from streamer.stepcost import StepWork
 from streamer.transcribe import Engine, max_tokens_for
 from streamer.types import CommittedWord, EndpointReason, Hypothesis, Tentative, Word
@@ -64,6 +65,7 @@ class StreamingTranscriber:
             short_window_ms=stream.short_window_s * 1000,
             unsure_probability=stream.unsure_probability,
             unsure_settle_ms=stream.unsure_settle_ms,
+            contested_wait=stream.contested_wait,
         )
         self.window_start = 0
         self._read_end = 0  # where the newest reading's words end (absolute sample)
@@ -135,6 +137,11 @@ class StreamingTranscriber:
         window_end = self.window_start + len(audio)
         result, work = self._decode(audio)
         rejected = self._reject_reason(result, len(audio))
+        if rejected == "repetition":
+            salvaged = self._before_loop(result)
+            if salvaged is not None and not self._reject_reason(salvaged, len(audio)):
+                result, rejected = salvaged, ""
+                self._context.clear()  # the loop fed on its context: the next step goes without
         if rejected:
             self._draft = []
             words: list[Word] = []
@@ -261,10 +268,66 @@ class StreamingTranscriber:
             return "implausible rate"
         return ""
 
+    def _before_loop(self, result: DecodingResult) -> DecodingResult | None:
+        """The reading up to where it began to loop, or None if it does not end in one.
+
+        A loop usually starts after the words were read right ("make a deformed person
+        appear lovely. Like a deformed person appear lovely. Like a ..."): rejecting the
+        whole reading loses them (the step after read "deform"). One copy of the looping
+        phrase is kept, up to its last sentence end ("Like" starts the next copy)."""
+        cut = loop_cut(result.tokens, self._sentence_ends(result.tokens))
+        if cut is None:
+            return None
+        tokens = result.tokens[:cut]
+        text = self.engine.tokenizer.decode(
+            [t for t in tokens if t < self.engine.tokenizer.special.eot]
+        )
+        logprobs = result.token_logprobs[:cut]
+        sum_logprob = float(sum(logprobs)) if logprobs else result.sum_logprob
+        return replace(
+            result,
+            tokens=tokens,
+            text=text,
+            avg_logprob=sum_logprob / (len(tokens) + 1),
+            sum_logprob=sum_logprob,
+            compression_ratio=compression_ratio(text),
+            token_logprobs=logprobs,
+        )
+
+    def _sentence_ends(self, tokens: tuple[int, ...]) -> set[int]:
+        """Positions of the text tokens that end a sentence."""
+        tokenizer = self.engine.tokenizer
+        eot = tokenizer.special.eot
+        return {
+            k
+            for k, token in enumerate(tokens)
+            if token < eot and tokenizer.decode([token]).rstrip().endswith(SENTENCE_END)
+        }
+
     def _stamp(self, words: tuple[Word, ...], now_s: float) -> tuple[CommittedWord, ...]:
         committed = tuple(CommittedWord(w.text, w.start_sample, w.end_sample, now_s) for w in words)
         self._context.extend(committed)
         return committed
+
+
+def loop_cut(tokens: Sequence[int], sentence_ends: Collection[int] = ()) -> int | None:
+    """Where to cut a reading that ends in a loop: after the first copy of the phrase that
+    repeats to the end (at least twice), or after that copy's last sentence end; None if
+    the reading does not end in a loop. The earliest loop start wins (then the shortest
+    phrase), so what comes before the loop is kept whole."""
+    n = len(tokens)
+    best: tuple[int, int] | None = None
+    for period in range(1, n // 2 + 1):
+        start = n - period  # walk back while the tail repeats with this period
+        while start > 0 and tokens[start - 1] == tokens[start - 1 + period]:
+            start -= 1
+        if n - start >= 2 * period and (best is None or start < best[0]):
+            best = (start, period)
+    if best is None:
+        return None
+    start, period = best
+    ends = [k for k in sentence_ends if start <= k < start + period]
+    return max(ends) + 1 if ends else start + period
 
 
 def drop_squeezed_repeats(words: list[Word]) -> list[Word]:

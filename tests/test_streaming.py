@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from audio_fixtures import require_espeak, speech_samples
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streamer.audio import SAMPLE_RATE, seconds_to_samples
 from streamer.config import load_config
@@ -13,6 +17,7 @@ from streamer.streaming import (
     UNREAD_AT_END_S,
     StreamingTranscriber,
     drop_squeezed_repeats,
+    loop_cut,
 )
 from streamer.types import Hypothesis, Word
 
@@ -190,3 +195,60 @@ def test_a_phrase_spoken_twice_stays_twice():
         ]
     )
     assert drop_squeezed_repeats(words) == words
+
+
+# --- a reading that loops -----------------------------------------------------------------------
+
+
+def test_a_loop_is_cut_after_its_first_copy():
+    # "make [a deformed person appear lovely . Like] [a deformed ...": the earliest loop start
+    assert loop_cut([1, 2, 3, 4, 5, 2, 3, 4, 5, 2, 3]) == 5
+    # the copy's last sentence end: "Like" (6) began the next copy
+    assert loop_cut([1, 2, 3, 4, 6, 2, 3, 4, 6, 2, 3], sentence_ends={3, 7}) == 4
+    assert loop_cut([7, 7, 7, 7, 7]) == 1
+    assert loop_cut([1, 2, 3, 4]) is None
+    assert loop_cut([]) is None
+
+
+@given(
+    st.lists(st.integers(0, 5), max_size=12),
+    st.lists(st.integers(0, 5), min_size=1, max_size=6),
+    st.integers(2, 6),
+    st.integers(0, 5),
+)
+def test_a_loop_cut_keeps_at_most_one_copy_after_what_came_before(prefix, phrase, copies, part):
+    tokens = prefix + phrase * copies + phrase[: part % len(phrase)]
+    cut = loop_cut(tokens)
+    assert cut is not None and 1 <= cut <= len(prefix) + len(phrase)
+    # what is kept no longer holds two copies of the phrase at its end
+    kept = tokens[:cut]
+    assert kept[-2 * len(phrase) :] != phrase * 2 or len(kept) < 2 * len(phrase)
+
+
+def test_a_reading_that_loops_keeps_the_words_before_the_loop(engine):
+    """A real reading with a loop appended (as tiny.en loops on short windows after a
+    prompt): the guards reject the loop, the salvage gives back the reading itself."""
+    require_espeak()
+    transcriber = _transcriber(engine)
+    audio = speech_samples("Her humour would make a deformed person appear lovely.")
+    result, _ = transcriber._decode(audio)
+    assert "deformed" in result.text and not transcriber._reject_reason(result, len(audio))
+    text_end = max(k for k, t in enumerate(result.tokens) if t < engine.tokenizer.special.eot)
+    real = result.tokens[: text_end + 1]  # through the sentence's last text token (".")
+    phrase = real[-6:]
+    looped = real + phrase * 4
+    loop = replace(
+        result,
+        tokens=looped,
+        token_logprobs=result.token_logprobs[: len(real)] + (-0.1,) * (len(looped) - len(real)),
+        compression_ratio=3.0,
+        text=engine.tokenizer.decode([t for t in looped if t < engine.tokenizer.special.eot]),
+    )
+    assert transcriber._reject_reason(loop, len(audio)) == "repetition"
+    salvaged = transcriber._before_loop(loop)
+    assert salvaged is not None and salvaged.tokens == real
+    assert (
+        salvaged.text.strip()
+        == engine.tokenizer.decode([t for t in real if t < engine.tokenizer.special.eot]).strip()
+    )
+    assert not transcriber._reject_reason(salvaged, len(audio))

@@ -106,6 +106,25 @@ def test_a_pause_commits_doubted_words_and_the_gate_is_off_by_default():
     assert words_text(feed(LocalAgreement(2), reading(doubted), reading(doubted))) == "hello"
 
 
+def test_a_word_read_otherwise_just_before_the_agreeing_readings_waits_for_one_more():
+    """ "asked", "ask", "asked", "asked": the readings are guessing. With the wait the word
+    commits when three readings in a row agree; without it, when two do."""
+    readings = [reading(sentence(f"my {guess} not")) for guess in ("asked", "ask", "asked")]
+    readings += [readings[-1], readings[-1]]
+    for contested_wait, commits_at in ((False, 3), (True, 4)):
+        policy = LocalAgreement(2, contested_wait=contested_wait)
+        texts = [[w.text for w in feed(policy, r)] for r in readings]
+        assert next(i for i, t in enumerate(texts) if " asked" in t) == commits_at, texts
+    # the word before the contested one is not held back
+    policy = LocalAgreement(2, contested_wait=True)
+    assert [w.text for w in feed(policy, *readings[:4])] == [" my"]
+    # a reading that had not heard the word yet contests nothing
+    short = reading(sentence("my"))
+    policy = LocalAgreement(2, contested_wait=True)
+    feed(policy, short)
+    assert [w.text for w in feed(policy, readings[2], readings[2])] == [" my", " asked", " not"]
+
+
 def test_n3_needs_three_agreeing_readings():
     policy = LocalAgreement(3)
     assert feed(policy, reading(sentence("a b")), reading(sentence("a b"))) == []
@@ -368,9 +387,9 @@ def apply(policy: LocalAgreement, operation) -> CommitUpdate:
 
 
 @settings(max_examples=200, deadline=None)
-@given(operations, st.integers(1, 3))
-def test_committed_stream_is_append_only_monotonic_and_bounded(ops, n):
-    policy = LocalAgreement(n, keep_words=6)
+@given(operations, st.integers(1, 3), st.booleans())
+def test_committed_stream_is_append_only_monotonic_and_bounded(ops, n, contested_wait):
+    policy = LocalAgreement(n, keep_words=6, contested_wait=contested_wait)
     stream: list[Word] = []
     fed_texts = set()
     for operation in ops:
@@ -446,10 +465,14 @@ def noisy_reading(visible, n_committed, rng, step, *, unstable=True):
 
 
 @settings(max_examples=150, deadline=None)
-@given(speech(), st.integers(2, 3), st.sampled_from([0.0, 0.5, 0.9]))
-def test_streamed_commits_equal_the_spoken_words_without_seam_duplicates(case, n, unsure):
+@given(speech(), st.integers(2, 3), st.sampled_from([0.0, 0.5, 0.9]), st.booleans())
+def test_streamed_commits_equal_the_spoken_words_without_seam_duplicates(
+    case, n, unsure, contested_wait
+):
     truth, steps, rng = case
-    policy = LocalAgreement(n, unsure_probability=unsure, unsure_settle_ms=800)
+    policy = LocalAgreement(
+        n, unsure_probability=unsure, unsure_settle_ms=800, contested_wait=contested_wait
+    )
     window_start = 0
     stream: list[Word] = []
     end_of_speech = truth[-1].end_sample

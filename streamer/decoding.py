@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -242,6 +242,26 @@ class DecodingResult:
     # log-probability of each token of ``tokens`` (single-row searches only, else empty)
     token_logprobs: tuple[float, ...] = ()
 
+    def truncated(self, length: int, text: str) -> DecodingResult:
+        """The reading of its first ``length`` tokens (``text``: their text); the scores
+        that depend on the tokens are recomputed, from the token log-probabilities."""
+        logprobs = self.token_logprobs[:length]
+        sum_logprob = float(sum(logprobs)) if logprobs else self.sum_logprob
+        return replace(
+            self,
+            tokens=self.tokens[:length],
+            text=text,
+            avg_logprob=average_logprob(sum_logprob, length),
+            sum_logprob=sum_logprob,
+            compression_ratio=compression_ratio(text),
+            token_logprobs=logprobs,
+        )
+
+
+def average_logprob(sum_logprob: float, n_tokens: int) -> float:
+    """Whisper's average: end-of-text counts as a token."""
+    return sum_logprob / (n_tokens + 1)
+
 
 class DecodeTask:
     """(audio features, prompt, prefix, temperature) -> DecodingResult for one window."""
@@ -392,7 +412,7 @@ class DecodeTask:
         return DecodingResult(
             tokens=best.tokens,
             text=text,
-            avg_logprob=best.sum_logprob / (len(best.tokens) + 1),
+            avg_logprob=average_logprob(best.sum_logprob, len(best.tokens)),
             sum_logprob=best.sum_logprob,
             no_speech_prob=no_speech_prob,
             compression_ratio=compression_ratio(text),

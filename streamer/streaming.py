@@ -19,7 +19,7 @@ from streamer.alignment import word_timestamps
 from streamer.audio import HOP_LENGTH, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, seconds_to_samples
 from streamer.commit import SENTENCE_END, LocalAgreement, normalize, repeat_lengths
 from streamer.config import DecodeOptions, StreamConfig
-from streamer.decoding import DecodingResult, compression_ratio
+from streamer.decoding import DecodingResult
 from streamer.stepcost import StepWork
 from streamer.transcribe import Engine, max_tokens_for
 from streamer.types import CommittedWord, EndpointReason, Hypothesis, Tentative, Word
@@ -275,34 +275,14 @@ class StreamingTranscriber:
         appear lovely. Like a deformed person appear lovely. Like a ..."): rejecting the
         whole reading loses them (the step after read "deform"). One copy of the looping
         phrase is kept, up to its last sentence end ("Like" starts the next copy)."""
-        cut = loop_cut(result.tokens, self._sentence_ends(result.tokens))
-        if cut is None:
-            return None
-        tokens = result.tokens[:cut]
-        text = self.engine.tokenizer.decode(
-            [t for t in tokens if t < self.engine.tokenizer.special.eot]
-        )
-        logprobs = result.token_logprobs[:cut]
-        sum_logprob = float(sum(logprobs)) if logprobs else result.sum_logprob
-        return replace(
-            result,
-            tokens=tokens,
-            text=text,
-            avg_logprob=sum_logprob / (len(tokens) + 1),
-            sum_logprob=sum_logprob,
-            compression_ratio=compression_ratio(text),
-            token_logprobs=logprobs,
-        )
-
-    def _sentence_ends(self, tokens: tuple[int, ...]) -> set[int]:
-        """Positions of the text tokens that end a sentence."""
-        tokenizer = self.engine.tokenizer
-        eot = tokenizer.special.eot
-        return {
+        decode = self.engine.tokenizer.decode  # text tokens only: timestamps read as ""
+        sentence_ends = {
             k
-            for k, token in enumerate(tokens)
-            if token < eot and tokenizer.decode([token]).rstrip().endswith(SENTENCE_END)
+            for k, token in enumerate(result.tokens)
+            if decode([token]).rstrip().endswith(SENTENCE_END)
         }
+        cut = loop_cut(result.tokens, sentence_ends)
+        return None if cut is None else result.truncated(cut, decode(result.tokens[:cut]))
 
     def _stamp(self, words: tuple[Word, ...], now_s: float) -> tuple[CommittedWord, ...]:
         committed = tuple(CommittedWord(w.text, w.start_sample, w.end_sample, now_s) for w in words)

@@ -131,6 +131,8 @@ class LocalAgreement:
         unsure_probability: float = 0.0,
         unsure_settle_ms: float = 800.0,
         contested_wait: bool = False,
+        settled_ms: float = 0.0,
+        settled_probability: float = 0.8,
         keep_words: int = 64,
     ) -> None:
         if n < 1:
@@ -159,6 +161,13 @@ class LocalAgreement:
         # that flip ("asked", "ask", "asked", "asked") are guessing, and one more agreeing
         # reading is asked of them.
         self._contested_wait = contested_wait
+        # A new word the newest reading heard whole, with this much audio after it and sure
+        # of it, needs no second reading when every earlier word agreed (0: off). Longer
+        # steps cost less CPU, but under plain agreement a word spoken early in a step waits
+        # for the next one: measured 1.01 s mean commit latency at 650 ms steps, 0.90 s
+        # with 200 ms settled, and no more errors (long-form 7.16% -> 7.04%).
+        self._settled_samples = ms_to_samples(settled_ms)
+        self._settled_probability = settled_probability
         self._tail: deque[Word] = deque(maxlen=keep_words)
         self._n_committed = 0
         self._committed_end_sample = 0
@@ -176,13 +185,16 @@ class LocalAgreement:
         readings = list(self._history)[-needed:]
         candidates = [self._unseen(reading) for reading in readings]
         voters = [self._heard(words, reading) for words, reading in zip(candidates, readings)]
-        agreed = common_prefix_length(voters) if len(voters) == needed else 0
-        agreed = self._sure_prefix(voters, agreed, hypothesis.window_end_sample)
+        common = common_prefix_length(voters) if len(voters) == needed else 0
+        agreed = self._sure_prefix(voters, common, hypothesis.window_end_sample)
         if self._contested_wait and len(self._history) > needed:
             earlier = self._history[-needed - 1]
             agreed = self._uncontested_prefix(
                 voters[-1][:agreed], self._heard(self._unseen(earlier), earlier)
             )
+        earlier_heard = min((len(v) for v in voters[:-1]), default=len(voters[-1]))
+        if len(voters) == needed and agreed == common == earlier_heard:
+            agreed += self._settled_count(voters[-1][agreed:], hypothesis.window_end_sample)
         newest = candidates[-1]
         # The newest reading had the most audio, so its spelling and timing are kept.
         committed = self._commit(newest[:agreed])
@@ -284,6 +296,19 @@ class LocalAgreement:
             if probability < self._unsure_probability and not settled:
                 return index
         return agreed
+
+    def _settled_count(self, new: tuple[Word, ...], window_end: int) -> int:
+        """How many leading ``new`` words (past everything the earlier readings held, all
+        agreed) commit on this reading alone: each sure and followed by the settle time."""
+        if self._settled_samples <= 0:
+            return 0
+        count = 0
+        for word in new:
+            settled = window_end - word.end_sample >= self._settled_samples
+            if not settled or word.probability < self._settled_probability:
+                break
+            count += 1
+        return count
 
     @staticmethod
     def _uncontested_prefix(agreed: tuple[Word, ...], earlier: tuple[Word, ...]) -> int:

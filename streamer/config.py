@@ -96,6 +96,7 @@ class StreamConfig:
     first_step_ms: int = 800  # speech after the onset before the first decode (short
     # windows are where Whisper hallucinates whole phrases)
     max_window_s: float = 30.0
+    trim_after_s: float = 15.0  # a window longer than this is cut at a committed sentence end
     encoder_padding_s: float = 3.0  # silence after the window's audio (<= 0: full 30 s)
     agreement: int = 2  # LocalAgreement-n
     short_window_s: float = 0.0  # windows shorter than this need agreement + 1 readings
@@ -105,6 +106,9 @@ class StreamConfig:
     # earlier fast pace that knew VAD endpoints too soon)
     contested_wait: bool = False  # an agreed word the reading before read otherwise waits
     # for one more agreeing reading
+    settled_ms: int = 0  # a new word this far from the window's end, and sure (below),
+    # commits on one reading (0: off; every word waits for ``agreement`` readings)
+    settled_probability: float = 0.8
     prompt_chars: int = 200  # committed text that scrolled out of the window, used as prompt
     endpoint_commit: bool = True  # a VAD endpoint force-commits the tentative tail
     no_speech_threshold: float = 0.6
@@ -250,9 +254,12 @@ def _validate_ranges(config: Any) -> None:
             ("min_step_ms", lambda v: 50 <= v <= 10_000, "between 50 and 10000"),
             ("first_step_ms", lambda v: 0 <= v <= 5_000, "between 0 and 5000"),
             ("max_window_s", lambda v: 2 <= v <= 30, "between 2 and 30"),
+            ("trim_after_s", lambda v: 1 <= v <= 30, "between 1 and 30"),
             ("encoder_padding_s", lambda v: v <= 30, "at most 30"),
             ("agreement", lambda v: 1 <= v <= 5, "between 1 and 5"),
             ("short_window_s", lambda v: 0 <= v <= 30, "between 0 and 30"),
+            ("settled_ms", lambda v: 0 <= v <= 10000, "between 0 (off) and 10000"),
+            ("settled_probability", lambda v: 0 <= v <= 1, "between 0 and 1"),
             ("prompt_chars", lambda v: 0 <= v <= 1000, "between 0 and 1000"),
             ("unsure_probability", lambda v: 0 <= v <= 1, "between 0 and 1"),
             ("unsure_settle_ms", lambda v: 0 <= v <= 10000, "between 0 and 10000"),

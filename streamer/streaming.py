@@ -25,7 +25,6 @@ from streamer.transcribe import Engine, max_tokens_for
 from streamer.types import CommittedWord, EndpointReason, Hypothesis, Tentative, Word
 
 PROMPT_MAX_GAP_S = 5.0  # older context than this (silence in between) is not a prompt
-TRIM_AFTER_S = 15.0  # windows longer than this are cut at a committed sentence end
 REPEAT_NGRAM, REPEAT_COUNT = 3, 3  # a 3-word phrase three times in one hypothesis is a loop
 UNCOVERED_S = 1.0  # a reading ending this long before its window's end missed speech
 UNREAD_AT_END_S = 0.6  # at an endpoint (the span ends 150 ms after its last voiced frame)
@@ -66,6 +65,8 @@ class StreamingTranscriber:
             unsure_probability=stream.unsure_probability,
             unsure_settle_ms=stream.unsure_settle_ms,
             contested_wait=stream.contested_wait,
+            settled_ms=stream.settled_ms,
+            settled_probability=stream.settled_probability,
         )
         self.window_start = 0
         self._read_end = 0  # where the newest reading's words end (absolute sample)
@@ -92,7 +93,7 @@ class StreamingTranscriber:
         """Cut a long window at the end of a committed sentence (Whisper keeps its context
         best when a window starts at a sentence start)."""
         max_samples = seconds_to_samples(self.stream.max_window_s)
-        if window_end - self.window_start < seconds_to_samples(TRIM_AFTER_S):
+        if window_end - self.window_start < seconds_to_samples(self.stream.trim_after_s):
             return
         cut = self.policy.trim_point(self.window_start, window_end, max_samples)
         if cut is not None and cut > self.window_start:

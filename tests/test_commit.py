@@ -125,6 +125,34 @@ def test_a_word_read_otherwise_just_before_the_agreeing_readings_waits_for_one_m
     assert [w.text for w in feed(policy, readings[2], readings[2])] == [" my", " asked", " not"]
 
 
+def test_a_sure_new_word_with_audio_after_it_commits_on_one_reading():
+    """Longer steps leave words read whole, with audio after them, in the newest reading
+    only; with ``settled_ms`` such a word needs no second reading if the model is sure."""
+    first = reading(sentence("the cat"))
+    newest = reading(sentence("the cat sat on"), 0, int(2.1 * SAMPLE_RATE))
+    settled = LocalAgreement(2, settled_ms=200)
+    # "sat" has 0.6 s of audio after it; "on" only 0.1 s, so it waits for a second reading
+    assert words_text(feed(settled, first, newest)) == "the cat sat"
+    assert words_text(feed(LocalAgreement(2), first, newest)) == "the cat"
+    assert words_text(feed(settled, newest)) == "on"
+
+
+def test_a_settled_word_still_waits_if_doubted_or_if_the_readings_disagree_before_it():
+    first = reading(sentence("the cat"))
+    doubted = sentence("the cat sat on")
+    doubted[2] = word(" sat", 1.0, 1.5, 0.5)
+    policy = LocalAgreement(2, settled_ms=200)
+    assert words_text(feed(policy, first, reading(doubted, 0, int(2.5 * SAMPLE_RATE)))) == (
+        "the cat"
+    )
+    # the earlier reading heard "hat" where this one hears "cat": nothing past "the" is sure
+    policy = LocalAgreement(2, settled_ms=200)
+    other, newest = reading(sentence("the hat")), reading(sentence("the cat sat on"), 0, 40000)
+    assert words_text(feed(policy, other, newest)) == "the"
+    # one reading alone commits nothing: agreement comes first
+    assert feed(LocalAgreement(2, settled_ms=200), reading(sentence("a b c"), 0, 40000)) == []
+
+
 def test_n3_needs_three_agreeing_readings():
     policy = LocalAgreement(3)
     assert feed(policy, reading(sentence("a b")), reading(sentence("a b"))) == []
@@ -387,9 +415,9 @@ def apply(policy: LocalAgreement, operation) -> CommitUpdate:
 
 
 @settings(max_examples=200, deadline=None)
-@given(operations, st.integers(1, 3), st.booleans())
-def test_committed_stream_is_append_only_monotonic_and_bounded(ops, n, contested_wait):
-    policy = LocalAgreement(n, keep_words=6, contested_wait=contested_wait)
+@given(operations, st.integers(1, 3), st.booleans(), st.sampled_from([0, 200]))
+def test_committed_stream_is_append_only_monotonic_and_bounded(ops, n, contested_wait, settled):
+    policy = LocalAgreement(n, keep_words=6, contested_wait=contested_wait, settled_ms=settled)
     stream: list[Word] = []
     fed_texts = set()
     for operation in ops:
@@ -442,7 +470,8 @@ def speech(draw):
 
 
 def noisy_reading(visible, n_committed, rng, step, *, unstable=True):
-    """How Whisper re-reads the window: timing jitter, re-aligned seam words, unstable tail."""
+    """How Whisper re-reads the window: timing jitter, re-aligned seam words, unstable tail
+    (guesses the model is not sure of)."""
     words = []
     for w in visible:
         jitter = rng.randint(-40, 40) * MS
@@ -460,18 +489,29 @@ def noisy_reading(visible, n_committed, rng, step, *, unstable=True):
     # the newest words are still unstable: each step guesses something else
     n_new = len(words) - len(restated)
     for i in range(len(words) - min(n_new, rng.randint(0, 2) if unstable else 0), len(words)):
-        words[i] = Word(f" guess{step}x{i}", words[i].start_sample, words[i].end_sample)
+        guess = f" guess{step}x{i}"
+        words[i] = Word(guess, words[i].start_sample, words[i].end_sample, rng.random() * 0.79)
     return words
 
 
 @settings(max_examples=150, deadline=None)
-@given(speech(), st.integers(2, 3), st.sampled_from([0.0, 0.5, 0.9]), st.booleans())
+@given(
+    speech(),
+    st.integers(2, 3),
+    st.sampled_from([0.0, 0.5, 0.9]),
+    st.booleans(),
+    st.sampled_from([0, 200]),
+)
 def test_streamed_commits_equal_the_spoken_words_without_seam_duplicates(
-    case, n, unsure, contested_wait
+    case, n, unsure, contested_wait, settled
 ):
     truth, steps, rng = case
     policy = LocalAgreement(
-        n, unsure_probability=unsure, unsure_settle_ms=800, contested_wait=contested_wait
+        n,
+        unsure_probability=unsure,
+        unsure_settle_ms=800,
+        contested_wait=contested_wait,
+        settled_ms=settled,
     )
     window_start = 0
     stream: list[Word] = []

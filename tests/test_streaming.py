@@ -22,8 +22,8 @@ from streamer.streaming import (
 from streamer.types import Hypothesis, Word
 
 
-def _transcriber(engine) -> StreamingTranscriber:
-    config = load_config("captions")
+def _transcriber(engine, **stream) -> StreamingTranscriber:
+    config = load_config("captions", overrides={"stream": stream} if stream else None)
     return StreamingTranscriber(engine, config.decode, config.stream)
 
 
@@ -88,8 +88,9 @@ def test_a_late_max_length_cut_commits_up_to_the_cut_and_keeps_the_window(engine
     """The VAD cuts a long span at 1.6 s when the window already reaches 2.5 s: "three"
     (1.5-2.1 s) spans the cut, so it is not committed half-heard, and the window keeps its
     audio, so that the next reading has it whole; the span going on from the cut does not
-    move the window, a real onset after silence does."""
-    transcriber = _transcriber(engine)
+    move the window, a real onset after silence does. (Without ``settled_ms``: with it the
+    reading alone would commit " two", heard whole a second before the window's end.)"""
+    transcriber = _transcriber(engine, settled_ms=0)
     one_two = [
         Word(" one", 0, seconds_to_samples(0.5)),
         Word(" two", seconds_to_samples(0.5), seconds_to_samples(1.4)),

@@ -164,8 +164,9 @@ class LocalAgreement:
         # A new word the newest reading heard whole, with this much audio after it and sure
         # of it, needs no second reading when every earlier word agreed (0: off). Longer
         # steps cost less CPU, but under plain agreement a word spoken early in a step waits
-        # for the next one: measured 1.01 s mean commit latency at 650 ms steps, 0.90 s
-        # with 200 ms settled, and no more errors (long-form 7.16% -> 7.04%).
+        # for the next one: on the modelled clock 1.01 s mean commit latency at 650 ms steps,
+        # 0.90 s with 200 ms settled, and no more errors (long-form 7.16% -> 7.04%); at real
+        # time on the AMD machine 1.03 s even so, so no preset turns it on (README).
         self._settled_samples = ms_to_samples(settled_ms)
         self._settled_probability = settled_probability
         self._tail: deque[Word] = deque(maxlen=keep_words)
@@ -192,9 +193,8 @@ class LocalAgreement:
             agreed = self._uncontested_prefix(
                 voters[-1][:agreed], self._heard(self._unseen(earlier), earlier)
             )
-        earlier_heard = min((len(v) for v in voters[:-1]), default=len(voters[-1]))
-        if len(voters) == needed and agreed == common == earlier_heard:
-            agreed += self._settled_count(voters[-1][agreed:], hypothesis.window_end_sample)
+        if agreed == common and len(voters) == needed:
+            agreed += self._settled_count(voters, agreed, hypothesis.window_end_sample)
         newest = candidates[-1]
         # The newest reading had the most audio, so its spelling and timing are kept.
         committed = self._commit(newest[:agreed])
@@ -297,13 +297,14 @@ class LocalAgreement:
                 return index
         return agreed
 
-    def _settled_count(self, new: tuple[Word, ...], window_end: int) -> int:
-        """How many leading ``new`` words (past everything the earlier readings held, all
-        agreed) commit on this reading alone: each sure and followed by the settle time."""
-        if self._settled_samples <= 0:
+    def _settled_count(self, voters: list[tuple[Word, ...]], agreed: int, window_end: int) -> int:
+        """How many words after the ``agreed`` ones commit on the newest reading alone: only
+        if the earlier readings held no more than the agreed words, and then each word up to
+        the first one that is doubted or lacks the settle time of audio after it."""
+        if self._settled_samples <= 0 or any(len(words) > agreed for words in voters[:-1]):
             return 0
         count = 0
-        for word in new:
+        for word in voters[-1][agreed:]:
             settled = window_end - word.end_sample >= self._settled_samples
             if not settled or word.probability < self._settled_probability:
                 break

@@ -58,6 +58,7 @@ class VadConfig:
     onset_window_frames: int = 5
     pre_roll_ms: int = 360  # kept before the onset so first syllables survive
     pause_ms: int = 150  # silence inside a span after which the words so far are final
+    pause_onset_ms: int = 60  # silence after which they are read ahead of the pause (0: off)
     hangover_ms: int = 600  # silence that ends a span (and resets the decoding window)
     max_utterance_s: float = 20.0  # longer spans are cut at the quietest frame
 
@@ -239,6 +240,7 @@ def _validate_ranges(config: Any) -> None:
             ("pre_roll_ms", lambda v: 0 <= v <= 2000, "between 0 and 2000"),
             ("hangover_ms", lambda v: 30 <= v <= 5000, "between 30 and 5000"),
             ("pause_ms", lambda v: 0 <= v <= 5000, "between 0 (off) and 5000"),
+            ("pause_onset_ms", lambda v: 0 <= v <= 5000, "between 0 (off) and 5000"),
             ("max_utterance_s", lambda v: 2 <= v <= 30, "between 2 and 30"),
         ],
         DecodeOptions: [

@@ -29,12 +29,13 @@ from streamer.capture import AudioSource, DeviceLostError
 from streamer.config import Config
 from streamer.errors import AudioDeviceError, StreamerError
 from streamer.stepcost import REFERENCE_COST
-from streamer.streaming import StepResult, StreamingTranscriber
+from streamer.streaming import Reading, StepResult, StreamingTranscriber
 from streamer.transcribe import Engine
 from streamer.types import (
     Committed,
     Endpoint,
     Notice,
+    PauseOnset,
     PipelineEvent,
     SpeechEnd,
     SpeechPause,
@@ -112,6 +113,8 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self._dropped_events = 0
         self._decoded_end = 0
+        self._heard_end = 0  # window end of the newest reading, if it was not rejected
+        self._ahead: Reading | None = None  # read at a pause's onset, judged if it comes
         self._rtf = 0.0
         self._last_latency: float | None = None
         self.source_error: StreamerError | None = None  # the source failed part way
@@ -340,9 +343,12 @@ class Pipeline:
                     self.transcriber.start_utterance(event.start_sample)
                     # the first decode waits for first_step of audio after the onset
                     last_decode = max(last_decode, event.start_sample + first_step - min_step)
+                elif isinstance(event, PauseOnset):
+                    if in_speech and self._reads_ahead(event, last_decode, first_step):
+                        self._ahead, virtual_now = self._read(event.at_sample, virtual_now)
                 elif isinstance(event, SpeechPause):
                     if in_speech and last_decode > self.transcriber.window_start:
-                        virtual_now = self._pause(event, virtual_now, last_decode)
+                        virtual_now = self._pause(event, virtual_now)
                         last_decode = max(last_decode, event.at_sample)
                 else:
                     virtual_now = self._end_utterance(event, virtual_now, last_decode)
@@ -368,29 +374,59 @@ class Pipeline:
         return 0.0 if first is None else time.monotonic() - first
 
     def _decode_step(self, end_sample: int, virtual_now: float) -> float:
-        start = self.transcriber.window_start
-        audio = self._window(start, end_sample)
-        result = self.transcriber.step(audio, None if self.virtual_clock else self._now(0.0))
-        new_audio = end_sample - max(self._decoded_end, start)
+        self._ahead = None  # a reading taken since replaces one taken ahead of a pause
+        reading, virtual_now = self._read(end_sample, virtual_now)
+        return self._apply(reading, virtual_now)
+
+    def _read(self, end_sample: int, virtual_now: float) -> tuple[Reading, float]:
+        """Decode the window up to ``end_sample``; the virtual clock moves on by its cost."""
+        audio = self._window(self.transcriber.window_start, end_sample)
+        reading = self.transcriber.read(audio)
+        return reading, max(virtual_now, end_sample / SAMPLE_RATE) + self._read_cost(reading)
+
+    def _apply(self, reading: Reading, virtual_now: float) -> float:
+        """Let the commit policy judge ``reading`` and send what it decided."""
+        end_sample = reading.window_end
+        result = self.transcriber.apply(reading, None if self.virtual_clock else self._now(0.0))
+        new_audio = end_sample - max(self._decoded_end, reading.window_start)
         self._decoded_end = end_sample
-        virtual_now = max(virtual_now, end_sample / SAMPLE_RATE) + self._step_cost(result)
+        self._heard_end = 0 if result.rejected else end_sample
         result = _restamp(result, virtual_now if self.virtual_clock else self._now(0.0))
         self._publish(result, new_audio)
         self.transcriber.maybe_trim(end_sample)
         self.ring.consume(min(self.transcriber.window_start, self.ring.end_sample))
         return virtual_now
 
-    def _step_cost(self, result: StepResult) -> float:
-        """Seconds the step takes on the virtual clock: measured, or modelled from its work."""
+    def _read_cost(self, reading: Reading) -> float:
+        """Seconds a reading takes on the virtual clock: measured, or modelled from its work."""
         speed = self.config.stream.virtual_cpu_speed
-        if speed <= 0 or result.work is None:
-            return result.compute_s
-        return REFERENCE_COST.seconds(result.work, speed)
+        if speed <= 0:
+            return reading.compute_s
+        return REFERENCE_COST.seconds(reading.work, speed)
 
-    def _pause(self, event: SpeechPause, virtual_now: float, last_decode: int) -> float:
-        """A short pause: decode what was said up to it and make it final at once (the
+    def _reads_ahead(self, event: PauseOnset, last_decode: int, first_step: int) -> bool:
+        """Read the words before a silence that may become a pause now, rather than after the
+        pause is certain: then the pause makes them final without a decode in between, and
+        end-of-speech latency loses a step's compute time. The reading is kept aside and
+        judged only if the pause comes: if the voice comes back first, it is dropped, since
+        a reading squeezed in between two steps would agree with its neighbours too early
+        (more readings, earlier commits: 60 ms of silence in, 7.75% against 7.51% WER on the
+        long-form files). Not before the window holds the first step's audio (short windows
+        are where Whisper invents), nor if the newest reading already heard the voice stop."""
+        window_start = self.transcriber.window_start
+        long_enough = event.at_sample - window_start >= first_step
+        return long_enough and window_start < last_decode < event.voiced_end_sample
+
+    def _pause(self, event: SpeechPause, virtual_now: float) -> float:
+        """A short pause: decode what was said up to it, unless the newest reading heard the
+        voice stop (a step or the pause's onset) and was not rejected (a rejected reading
+        holds no words, and the pause would make none final), and make it final at once (the
         speaker stopped, so the last words will not change); the window keeps its context."""
-        if last_decode < event.at_sample:
+        ahead, self._ahead = self._ahead, None
+        heard = ahead is not None and ahead.window_start == self.transcriber.window_start
+        if heard and not ahead.rejected and ahead.window_end >= event.voiced_end_sample:
+            virtual_now = self._apply(ahead, virtual_now)
+        elif self._heard_end < event.voiced_end_sample:
             virtual_now = self._decode_step(event.at_sample, virtual_now)
         now = virtual_now if self.virtual_clock else self._now(0.0)
         self._publish(self.transcriber.finalize(event.at_sample, now), 0)
@@ -398,6 +434,7 @@ class Pipeline:
 
     def _end_utterance(self, event: SpeechEnd, virtual_now: float, last_decode: int) -> float:
         """Decode the tail (unless the last step already covered it) and commit it all."""
+        self._ahead = None  # no pause came: the voice stopped for longer, or the span was cut
         if last_decode < event.end_sample:
             virtual_now = self._decode_step(event.end_sample, virtual_now)
         if self.transcriber.unread_tail(event.end_sample):

@@ -35,6 +35,20 @@ SQUEEZED_PHRASE_WORDS = 8  # the longest phrase looked for
 
 
 @dataclass(frozen=True)
+class Reading:
+    """One decode of a window, before the commit policy has seen it."""
+
+    window_start: int
+    window_end: int
+    result: DecodingResult
+    rejected: str  # why the hypothesis is dropped (no speech, loop, ...), if it is
+    looped: bool  # the decode ran into a loop (a salvaged reading keeps what came before it)
+    words: tuple[Word, ...]
+    work: StepWork
+    compute_s: float
+
+
+@dataclass(frozen=True)
 class StepResult:
     """What one step produced: new commits, the tentative tail, bookkeeping."""
 
@@ -134,22 +148,22 @@ class StreamingTranscriber:
         """Decode the window ``audio`` (it starts at ``window_start``) and commit what the
         last ``agreement`` hypotheses agree on. ``now_s`` stamps the commits (pipeline clock);
         None means: the audio end plus the compute time (the virtual clock)."""
+        return self.apply(self.read(audio), now_s)
+
+    def read(self, audio: np.ndarray) -> Reading:
+        """Decode the window ``audio`` and place its words in time, changing nothing: a
+        reading taken ahead of a pause is dropped if the voice comes back first."""
         started = time.perf_counter()
         window_end = self.window_start + len(audio)
         result, work = self._decode(audio)
         rejected = self._reject_reason(result, len(audio))
-        if rejected == "repetition":
+        looped = rejected == "repetition"
+        if looped:
             salvaged = self._before_loop(result)
             if salvaged is not None and not self._reject_reason(salvaged, len(audio)):
                 result, rejected = salvaged, ""
-                self._context.clear()  # the loop fed on its context: the next step goes without
-        if rejected:
-            self._draft = []
-            words: list[Word] = []
-            if rejected == "repetition":
-                self._context.clear()  # a loop feeds on its own context: drop it
-        else:
-            self._draft = list(result.tokens)
+        words: list[Word] = []
+        if not rejected:
             n_frames = len(audio) // N_SAMPLES_PER_TOKEN
             words = word_timestamps(
                 self.engine.tokenizer,
@@ -160,8 +174,24 @@ class StreamingTranscriber:
                 result.token_logprobs,
             )
             words = drop_squeezed_repeats([w for w in words if w.start_sample < window_end])
+        compute_s = time.perf_counter() - started
+        return Reading(
+            self.window_start, window_end, result, rejected, looped, tuple(words), work, compute_s
+        )
+
+    def apply(self, reading: Reading, now_s: float | None = None) -> StepResult:
+        """Let the commit policy judge ``reading`` (taken by ``read`` on the current window
+        and draft) and return the step's commits and tentative tail."""
+        if reading.window_start != self.window_start:
+            raise ValueError("the reading was taken on a window that has moved since")
+        started = time.perf_counter()
+        result, rejected, words = reading.result, reading.rejected, list(reading.words)
+        if reading.looped:
+            self._context.clear()  # a loop feeds on its own context: the next step goes without
+        self._draft = [] if rejected else list(result.tokens)
+        window_end = reading.window_end
         hypothesis = Hypothesis(
-            words=tuple(words),
+            words=reading.words,
             tokens=result.tokens,
             window_start_sample=self.window_start,
             window_end_sample=window_end,
@@ -173,7 +203,7 @@ class StreamingTranscriber:
         self._read_end = max([self.policy.committed_end_sample, *(w.end_sample for w in words)])
         if not rejected and not update.tentative:
             self._skip_uncovered(words, window_end)
-        compute_s = time.perf_counter() - started
+        compute_s = reading.compute_s + time.perf_counter() - started
         stamp = now_s if now_s is not None else window_end / SAMPLE_RATE + compute_s
         committed = self._stamp(update.newly_committed, stamp)
         return StepResult(
@@ -183,7 +213,7 @@ class StreamingTranscriber:
             compute_s,
             hypothesis,
             rejected,
-            work,
+            reading.work,
         )
 
     def finalize(self, at_sample: int, now_s: float) -> StepResult:

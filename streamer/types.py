@@ -64,7 +64,18 @@ class SpeechPause:
     at_sample: int
 
 
-VadEvent = SpeechStart | SpeechEnd | SpeechPause
+@dataclass(frozen=True)
+class PauseOnset:
+    """The voice stopped at ``voiced_end_sample`` and the gate has heard ``pause_onset_ms``
+    of silence by ``at_sample``: a pause may be starting. The inference thread reads the
+    words up to here at once, so that if the silence lasts until a ``SpeechPause`` they are
+    final without a decode after it."""
+
+    voiced_end_sample: int
+    at_sample: int
+
+
+VadEvent = SpeechStart | SpeechEnd | SpeechPause | PauseOnset
 
 
 @dataclass(frozen=True)

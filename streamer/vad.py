@@ -13,6 +13,9 @@ Rules, with ``VadConfig`` names:
 - endpoint: ``hangover_ms`` of consecutive unvoiced frames. The span ends ``END_TAIL_MS`` after
   the end of the last voiced frame: webrtcvad often calls the final unvoiced consonant
   (/s/, /t/, /f/) silence, and 150 ms keeps it without adding much silence.
+- pause: ``pause_ms`` of unvoiced frames inside a span emits ``SpeechPause`` (the words so
+  far are final; the span goes on). ``pause_onset_ms`` of them emits ``PauseOnset`` first, so
+  the inference thread can read those words while the gate waits to know it is a pause.
 - maximum length: a span that reaches ``max_utterance_s`` is cut in the middle of its quietest
   frame (lowest RMS) among the last third, a pause between words rather than a word: emits
   ``SpeechEnd(cut, "max_length")`` then ``SpeechStart(cut)``. If fewer than ``onset_frames``
@@ -38,6 +41,7 @@ from streamer.config import VadConfig
 from streamer.errors import ConfigError
 from streamer.types import (
     AudioBlock,
+    PauseOnset,
     SpeechEnd,
     SpeechPause,
     SpeechSpan,
@@ -68,6 +72,10 @@ class VadGate:
         # a pause is only worth reporting if it comes before the span would end anyway
         pause_frames = math.ceil(config.pause_ms / config.frame_ms) if config.pause_ms else 0
         self._pause_frames = pause_frames if pause_frames < self._hangover_frames else 0
+        # ...and its onset only if it comes before the pause
+        onset_ms = config.pause_onset_ms
+        onset_frames = math.ceil(onset_ms / config.frame_ms) if onset_ms else 0
+        self._pause_onset_frames = onset_frames if onset_frames < self._pause_frames else 0
         self._tail_samples = ms_to_samples(END_TAIL_MS)
         self._warmup_end = start_sample + ms_to_samples(WARMUP_MS)
         self._max_samples = int(round(config.max_utterance_s * SAMPLE_RATE))
@@ -177,10 +185,12 @@ class VadGate:
             return [self._close(end, "silence")]
         if self._pause_frames and self._unvoiced_run == self._pause_frames:
             return [SpeechPause(self._last_voiced_end, frame_end)]
+        onset = self._pause_onset_frames and self._unvoiced_run == self._pause_onset_frames
+        events: list[VadEvent] = [PauseOnset(self._last_voiced_end, frame_end)] if onset else []
         assert self._span_start is not None
         if frame_end - self._span_start >= self._max_samples:
-            return self._cut(frame_end)
-        return []
+            return events + self._cut(frame_end)
+        return events
 
     def _cut(self, frame_end: int) -> list[VadEvent]:
         """Split a span that reached the maximum length at its quietest recent frame."""
@@ -249,7 +259,7 @@ def spans_from_events(events: Iterable[VadEvent]) -> list[SpeechSpan]:
     spans: list[SpeechSpan] = []
     start: int | None = None
     for event in events:
-        if isinstance(event, SpeechPause):
+        if isinstance(event, SpeechPause | PauseOnset):
             continue
         if isinstance(event, SpeechStart):
             assert start is None, "two SpeechStart events without a SpeechEnd between them"

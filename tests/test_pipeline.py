@@ -144,6 +144,33 @@ def test_a_modelled_step_cost_makes_fast_runs_repeat_exactly(engine, speech_file
     assert mean_latency(slow_commits) > mean_latency(first) + 0.5
 
 
+def test_reading_at_a_pause_onset_makes_the_last_words_final_sooner(engine, speech_file):
+    """The words before a pause become final when the pause is heard. Read at the pause's
+    onset, they need no decode after it, so the last word of each sentence is final sooner
+    (modelled clock: the same schedule on every run)."""
+
+    def sentence_ends(onset_ms: int) -> list[tuple[str, int, int, float]]:
+        overrides = {"stream": {"pace": "fast", "virtual_cpu_speed": 2.5}}
+        overrides["vad"] = {"pause_onset_ms": onset_ms}
+        commits = _commits(_run(speech_file, engine, load_config("captions", None, overrides)))
+        # a word followed by the file's 1.5 s gaps (or nothing) ends a sentence
+        return [
+            word
+            for word, following in zip(commits, [*commits[1:], None], strict=True)
+            if following is None or following[1] - word[2] > 16000
+        ]
+
+    read_at_pause, read_at_onset = sentence_ends(0), sentence_ends(60)
+    assert len(read_at_pause) == len(read_at_onset) == len(SENTENCES)
+
+    # the speech ends where it ends, whatever the readings say of the word's end
+    at_pause = np.array([emit for *_, emit in read_at_pause])
+    at_onset = np.array([emit for *_, emit in read_at_onset])
+    # an onset read that must wait for the step before it gains less, but none is later
+    assert np.all(at_onset <= at_pause + 0.01), (read_at_pause, read_at_onset)
+    assert at_onset.mean() < at_pause.mean() - 0.03, (read_at_pause, read_at_onset)
+
+
 @pytest.mark.parametrize("kind", ["silence", "faint-noise"])
 def test_no_words_from_silence_or_noise(engine, tmp_path, kind):
     audio = np.zeros(16000 * 20, np.float32) if kind == "silence" else white_noise(20.0, -50.0)
@@ -188,10 +215,10 @@ def test_worker_exception_reaches_the_caller(engine, speech_file):
     config = load_config("captions")
     pipeline = Pipeline(FileSource(speech_file, pace="fast"), engine, config, virtual_clock=True)
 
-    def broken_step(*args, **kwargs):
+    def broken_read(*args, **kwargs):
         raise RuntimeError("inference failed on purpose")
 
-    pipeline.transcriber.step = broken_step
+    pipeline.transcriber.read = broken_read
     with pipeline, pytest.raises(RuntimeError, match="on purpose"):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -629,16 +629,16 @@ def overload_run(tmp_path_factory, engine):
     (arrival wall s, CommittedWord) for every commit."""
     path = _speech_file(tmp_path_factory.mktemp("overload") / "twenty.wav", OVERLOAD_SENTENCES, 0.8)
     pipeline = Pipeline(FileSource(path, pace="realtime"), engine, load_config("captions"))
-    decode_step = pipeline.transcriber.step
+    decode = pipeline.transcriber.read
     throttled = threading.Event()
     throttled.set()
 
-    def slow_step(*args, **kwargs):
+    def slow_read(*args, **kwargs):
         if throttled.is_set():
             time.sleep(THROTTLE_S)
-        return decode_step(*args, **kwargs)
+        return decode(*args, **kwargs)
 
-    pipeline.transcriber.step = slow_step
+    pipeline.transcriber.read = slow_read
     samples, words = [], []
     finished_s = None
     started = time.monotonic()

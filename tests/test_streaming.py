@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from audio_fixtures import require_espeak, speech_samples
 from hypothesis import given
 from hypothesis import strategies as st
@@ -82,6 +83,30 @@ def _word_errors(reference: list[str], hypothesis: list[str]) -> int:
 
     out = jiwer.process_words(" ".join(reference), " ".join(hypothesis))
     return out.substitutions + out.deletions + out.insertions
+
+
+def test_a_reading_taken_and_dropped_changes_nothing(engine):
+    """A reading taken ahead of a pause that does not come is dropped: the steps after it
+    read, commit and draft exactly as if it had never been taken. One taken on a window
+    that has moved since cannot be judged."""
+    require_espeak()
+    audio = speech_samples("Please call me tomorrow morning at nine, we are going out.")
+    ends = [int(s * SAMPLE_RATE) for s in (1.2, 1.65, 2.1, 2.55)]
+    assert len(audio) > ends[-1]
+    plain, dropping = _transcriber(engine), _transcriber(engine)
+    for end in ends:
+        dropped = dropping.read(audio[: end - SAMPLE_RATE // 10])
+        assert dropped.words and dropped.window_end == end - SAMPLE_RATE // 10
+        expected, got = plain.step(audio[:end]), dropping.step(audio[:end])
+        assert got.hypothesis.tokens == expected.hypothesis.tokens
+        assert got.work == expected.work  # the same draft: the same prefill and calls
+        assert [w.text for w in got.committed] == [w.text for w in expected.committed]
+        assert got.tentative.text == expected.tentative.text
+    assert plain.policy.n_committed > 0  # the steps did commit something
+    stale = dropping.read(audio)
+    dropping._move_window(SAMPLE_RATE)
+    with pytest.raises(ValueError, match="moved"):
+        dropping.apply(stale)
 
 
 def test_a_late_max_length_cut_commits_up_to_the_cut_and_keeps_the_window(engine):

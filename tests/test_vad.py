@@ -23,7 +23,14 @@ from hypothesis import strategies as st
 from streamer.audio import SAMPLE_RATE, ms_to_samples
 from streamer.config import VadConfig
 from streamer.errors import ConfigError
-from streamer.types import AudioBlock, SpeechEnd, SpeechPause, SpeechSpan, SpeechStart
+from streamer.types import (
+    AudioBlock,
+    PauseOnset,
+    SpeechEnd,
+    SpeechPause,
+    SpeechSpan,
+    SpeechStart,
+)
 from streamer.vad import END_TAIL_MS, VadGate, detect_speech_spans, spans_from_events
 
 SENTENCES = (
@@ -39,7 +46,7 @@ def _events(gate: VadGate, blocks, with_pauses: bool = False) -> list:
     for block in blocks:
         events += gate.process(block)
     events += gate.flush()
-    return [e for e in events if with_pauses or not isinstance(e, SpeechPause)]
+    return [e for e in events if with_pauses or not isinstance(e, SpeechPause | PauseOnset)]
 
 
 def test_a_short_pause_inside_a_span_is_reported_once():
@@ -60,6 +67,32 @@ def test_a_short_pause_inside_a_span_is_reported_once():
     for pause in pauses:
         assert pause.at_sample - pause.voiced_end_sample >= ms_to_samples(config.pause_ms)
     assert kinds.index(SpeechStart) < kinds.index(SpeechPause) < kinds.index(SpeechEnd)
+
+
+@needs_espeak
+@pytest.mark.parametrize("onset_ms", [0, 60, 90, 180], ids=lambda ms: f"onset{ms}ms")
+def test_a_pause_is_announced_by_its_onset(onset_ms):
+    """Each pause comes after one onset of the same silence (same voiced end), heard
+    ``pause_onset_ms`` into it; an onset no earlier than the pause is not reported."""
+    config = VadConfig(pause_ms=180, pause_onset_ms=onset_ms, hangover_ms=600)
+    first, second = speech_samples(SENTENCES[0]), speech_samples(SENTENCES[1])
+    first, second = first[slice(*voiced_extent(first))], second[slice(*voiced_extent(second))]
+    audio = np.concatenate([silence(1.0), first, silence(0.4), second, silence(1.5)])
+    events = _events(VadGate(config), [audio], with_pauses=True)
+    pauses = [i for i, e in enumerate(events) if isinstance(e, SpeechPause)]
+    onsets = [e for e in events if isinstance(e, PauseOnset)]
+    assert pauses
+    if onset_ms in (0, 180):
+        assert onsets == []
+        return
+    for i in pauses:
+        onset = [e for e in events[:i] if isinstance(e, PauseOnset)][-1]
+        pause = events[i]
+        assert onset.voiced_end_sample == pause.voiced_end_sample
+        assert onset.at_sample - onset.voiced_end_sample >= ms_to_samples(onset_ms)
+        assert onset.at_sample < pause.at_sample
+    # an onset without its pause is a silence too short to be one (the voice came back)
+    assert len(onsets) >= len(pauses)
 
 
 def test_digital_silence_gives_no_span_and_the_floor_level():
@@ -246,6 +279,8 @@ CONFIGS = st.builds(
     aggressiveness=st.sampled_from([0, 1, 2, 3]),
     frame_ms=st.sampled_from([10, 20, 30]),
     hangover_ms=st.sampled_from([90, 300]),
+    pause_ms=st.sampled_from([0, 150]),
+    pause_onset_ms=st.sampled_from([0, 60]),
     max_utterance_s=st.sampled_from([2.0, 20.0]),
 )
 
@@ -255,7 +290,7 @@ CONFIGS = st.builds(
 @given(segments=SEGMENTS, config=CONFIGS, offset=st.integers(0, 100_000), data=st.data())
 def test_any_block_partition_gives_identical_events(segments, config, offset, data):
     audio = np.concatenate([_material(*segment) for segment in segments])
-    reference = _events(VadGate(config, offset), [AudioBlock(offset, audio, 0.0)])
+    reference = _events(VadGate(config, offset), [AudioBlock(offset, audio, 0.0)], True)
     # Either a few arbitrary cut points or a steady block size, as a sound card delivers.
     if data.draw(st.booleans(), label="steady blocks"):
         size = data.draw(st.integers(10, 3000), label="block size")
@@ -268,7 +303,7 @@ def test_any_block_partition_gives_identical_events(segments, config, offset, da
         AudioBlock(offset + start, audio[start:end], 0.0)
         for start, end in zip(bounds[:-1], bounds[1:], strict=True)
     ]
-    assert _events(VadGate(config, offset), blocks) == reference
+    assert _events(VadGate(config, offset), blocks, with_pauses=True) == reference
     # Well-formed: starts and ends alternate, in order, inside the audio.
     spans = spans_from_events(reference)
     assert len(spans) == sum(isinstance(event, SpeechStart) for event in reference)

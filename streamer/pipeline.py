@@ -113,8 +113,9 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self._dropped_events = 0
         self._decoded_end = 0
-        self._heard_end = 0  # window end of the newest reading, if it was not rejected
-        self._ahead: Reading | None = None  # read at a pause's onset, judged if it comes
+        # where the newest reading's window ended, if it was not rejected and kept its window
+        self._heard_end_sample = 0
+        self._read_ahead: Reading | None = None  # taken at a pause's onset, judged if it comes
         self._rtf = 0.0
         self._last_latency: float | None = None
         self.source_error: StreamerError | None = None  # the source failed part way
@@ -344,8 +345,13 @@ class Pipeline:
                     # the first decode waits for first_step of audio after the onset
                     last_decode = max(last_decode, event.start_sample + first_step - min_step)
                 elif isinstance(event, PauseOnset):
-                    if in_speech and self._reads_ahead(event, last_decode, first_step):
-                        self._ahead, virtual_now = self._read(event.at_sample, virtual_now)
+                    step_due = limit - last_decode >= min_step  # a step due now reads it all
+                    if (
+                        in_speech
+                        and not step_due
+                        and self._worth_reading_ahead(event, last_decode, first_step)
+                    ):
+                        self._read_ahead, virtual_now = self._read(event.at_sample, virtual_now)
                 elif isinstance(event, SpeechPause):
                     if in_speech and last_decode > self.transcriber.window_start:
                         virtual_now = self._pause(event, virtual_now)
@@ -374,7 +380,7 @@ class Pipeline:
         return 0.0 if first is None else time.monotonic() - first
 
     def _decode_step(self, end_sample: int, virtual_now: float) -> float:
-        self._ahead = None  # a reading taken since replaces one taken ahead of a pause
+        self._read_ahead = None  # a reading taken since replaces one taken ahead of a pause
         reading, virtual_now = self._read(end_sample, virtual_now)
         return self._apply(reading, virtual_now)
 
@@ -390,7 +396,9 @@ class Pipeline:
         result = self.transcriber.apply(reading, None if self.virtual_clock else self._now(0.0))
         new_audio = end_sample - max(self._decoded_end, reading.window_start)
         self._decoded_end = end_sample
-        self._heard_end = 0 if result.rejected else end_sample
+        # a reading that moved the window stopped short of its end (it missed words)
+        kept = self.transcriber.window_start == reading.window_start
+        self._heard_end_sample = end_sample if kept and not result.rejected else 0
         result = _restamp(result, virtual_now if self.virtual_clock else self._now(0.0))
         self._publish(result, new_audio)
         self.transcriber.maybe_trim(end_sample)
@@ -404,29 +412,28 @@ class Pipeline:
             return reading.compute_s
         return REFERENCE_COST.seconds(reading.work, speed)
 
-    def _reads_ahead(self, event: PauseOnset, last_decode: int, first_step: int) -> bool:
-        """Read the words before a silence that may become a pause now, rather than after the
-        pause is certain: then the pause makes them final without a decode in between, and
-        end-of-speech latency loses a step's compute time. The reading is kept aside and
-        judged only if the pause comes: if the voice comes back first, it is dropped, since
-        a reading squeezed in between two steps would agree with its neighbours too early
-        (more readings, earlier commits: 60 ms of silence in, 7.75% against 7.51% WER on the
-        long-form files). Not before the window holds the first step's audio (short windows
-        are where Whisper invents), nor if the newest reading already heard the voice stop."""
+    def _worth_reading_ahead(self, event: PauseOnset, last_decode: int, first_step: int) -> bool:
+        """Whether to read the words before a silence that may become a pause now: the pause
+        then makes them final without a decode after it, a step's compute time sooner. The
+        reading is kept aside and judged only if the pause comes, and dropped if the voice
+        comes back first: judged at once, squeezed in between two steps, it would agree with
+        its neighbours too early (README). Not before the window holds the first step's
+        audio (short windows are where Whisper invents), nor if the newest reading already
+        heard the voice stop."""
         window_start = self.transcriber.window_start
         long_enough = event.at_sample - window_start >= first_step
         return long_enough and window_start < last_decode < event.voiced_end_sample
 
     def _pause(self, event: SpeechPause, virtual_now: float) -> float:
-        """A short pause: decode what was said up to it, unless the newest reading heard the
-        voice stop (a step or the pause's onset) and was not rejected (a rejected reading
-        holds no words, and the pause would make none final), and make it final at once (the
-        speaker stopped, so the last words will not change); the window keeps its context."""
-        ahead, self._ahead = self._ahead, None
+        """A short pause: the words said up to it are final at once (the speaker stopped, so
+        they will not change), and the window keeps its context. They are decoded first
+        unless the newest reading, or the one taken at the pause's onset, heard the voice
+        stop. A rejected reading does not count: it holds no words to make final."""
+        ahead, self._read_ahead = self._read_ahead, None
         heard = ahead is not None and ahead.window_start == self.transcriber.window_start
         if heard and not ahead.rejected and ahead.window_end >= event.voiced_end_sample:
             virtual_now = self._apply(ahead, virtual_now)
-        elif self._heard_end < event.voiced_end_sample:
+        elif self._heard_end_sample < event.voiced_end_sample:
             virtual_now = self._decode_step(event.at_sample, virtual_now)
         now = virtual_now if self.virtual_clock else self._now(0.0)
         self._publish(self.transcriber.finalize(event.at_sample, now), 0)
@@ -434,7 +441,7 @@ class Pipeline:
 
     def _end_utterance(self, event: SpeechEnd, virtual_now: float, last_decode: int) -> float:
         """Decode the tail (unless the last step already covered it) and commit it all."""
-        self._ahead = None  # no pause came: the voice stopped for longer, or the span was cut
+        self._read_ahead = None  # no pause came: the voice stopped for longer, or the span was cut
         if last_decode < event.end_sample:
             virtual_now = self._decode_step(event.end_sample, virtual_now)
         if self.transcriber.unread_tail(event.end_sample):

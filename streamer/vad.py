@@ -185,12 +185,12 @@ class VadGate:
             return [self._close(end, "silence")]
         if self._pause_frames and self._unvoiced_run == self._pause_frames:
             return [SpeechPause(self._last_voiced_end, frame_end)]
-        onset = self._pause_onset_frames and self._unvoiced_run == self._pause_onset_frames
-        events: list[VadEvent] = [PauseOnset(self._last_voiced_end, frame_end)] if onset else []
         assert self._span_start is not None
         if frame_end - self._span_start >= self._max_samples:
-            return events + self._cut(frame_end)
-        return events
+            return self._cut(frame_end)  # the cut ends this span: no pause is coming in it
+        if self._pause_onset_frames and self._unvoiced_run == self._pause_onset_frames:
+            return [PauseOnset(self._last_voiced_end, frame_end)]
+        return []
 
     def _cut(self, frame_end: int) -> list[VadEvent]:
         """Split a span that reached the maximum length at its quietest recent frame."""
@@ -237,6 +237,11 @@ def validate_vad_config(config: VadConfig) -> None:
         ("pre_roll_ms", 0 <= config.pre_roll_ms <= 2000, "between 0 and 2000"),
         ("hangover_ms", 0 < config.hangover_ms <= 5000, "between 1 and 5000"),
         ("max_utterance_s", 1.0 <= config.max_utterance_s <= 30.0, "between 1 and 30"),
+        (
+            "pause_onset_ms",
+            not config.pause_ms or config.pause_onset_ms < config.pause_ms,
+            f"below pause_ms ({config.pause_ms}), or 0 to read only when a pause is certain",
+        ),
     ]
     for name, ok, valid in checks:
         if not ok:

@@ -153,6 +153,8 @@ def test_reading_at_a_pause_onset_makes_the_last_words_final_sooner(engine, spee
         overrides = {"stream": {"pace": "fast", "virtual_cpu_speed": 2.5}}
         overrides["vad"] = {"pause_onset_ms": onset_ms}
         commits = _commits(_run(speech_file, engine, load_config("captions", None, overrides)))
+        text = "".join(word for word, *_ in commits)
+        assert _wer(" ".join(SENTENCES), text) < 0.2, text  # nothing lost or said twice
         # a word followed by the file's 1.5 s gaps (or nothing) ends a sentence
         return [
             word

@@ -94,8 +94,23 @@ def test_a_reading_taken_and_dropped_changes_nothing(engine):
     ends = [int(s * SAMPLE_RATE) for s in (1.2, 1.65, 2.1, 2.55)]
     assert len(audio) > ends[-1]
     plain, dropping = _transcriber(engine), _transcriber(engine)
+
+    def state(t: StreamingTranscriber) -> tuple:
+        policy = t.policy
+        return (
+            t.window_start,
+            list(t._draft),
+            list(t._context),
+            t._read_end,
+            policy.tentative,
+            policy.n_committed,
+            policy.committed_end_sample,
+        )
+
     for end in ends:
+        before = state(dropping)
         dropped = dropping.read(audio[: end - SAMPLE_RATE // 10])
+        assert state(dropping) == before
         assert dropped.words and dropped.window_end == end - SAMPLE_RATE // 10
         expected, got = plain.step(audio[:end]), dropping.step(audio[:end])
         assert got.hypothesis.tokens == expected.hypothesis.tokens
@@ -104,7 +119,7 @@ def test_a_reading_taken_and_dropped_changes_nothing(engine):
         assert got.tentative.text == expected.tentative.text
     assert plain.policy.n_committed > 0  # the steps did commit something
     stale = dropping.read(audio)
-    dropping._move_window(SAMPLE_RATE)
+    dropping.start_utterance(SAMPLE_RATE)  # new speech: the window starts after the last
     with pytest.raises(ValueError, match="moved"):
         dropping.apply(stale)
 

@@ -70,29 +70,33 @@ def test_a_short_pause_inside_a_span_is_reported_once():
 
 
 @needs_espeak
-@pytest.mark.parametrize("onset_ms", [0, 60, 90, 180], ids=lambda ms: f"onset{ms}ms")
-def test_a_pause_is_announced_by_its_onset(onset_ms):
+@pytest.mark.parametrize(
+    ("pause_ms", "onset_ms"), [(180, 0), (180, 60), (180, 90), (0, 60)], ids=str
+)
+def test_a_pause_is_announced_by_its_onset(pause_ms, onset_ms):
     """Each pause comes after one onset of the same silence (same voiced end), heard
-    ``pause_onset_ms`` into it; an onset no earlier than the pause is not reported."""
-    config = VadConfig(pause_ms=180, pause_onset_ms=onset_ms, hangover_ms=600)
+    ``pause_onset_ms`` into it (to the frame); without pauses there are no onsets."""
+    config = VadConfig(pause_ms=pause_ms, pause_onset_ms=onset_ms, hangover_ms=600)
     first, second = speech_samples(SENTENCES[0]), speech_samples(SENTENCES[1])
     first, second = first[slice(*voiced_extent(first))], second[slice(*voiced_extent(second))]
     audio = np.concatenate([silence(1.0), first, silence(0.4), second, silence(1.5)])
     events = _events(VadGate(config), [audio], with_pauses=True)
     pauses = [i for i, e in enumerate(events) if isinstance(e, SpeechPause)]
     onsets = [e for e in events if isinstance(e, PauseOnset)]
-    assert pauses
-    if onset_ms in (0, 180):
+    assert bool(pauses) == bool(pause_ms)
+    if not (pause_ms and onset_ms):
         assert onsets == []
         return
     for i in pauses:
         onset = [e for e in events[:i] if isinstance(e, PauseOnset)][-1]
         pause = events[i]
         assert onset.voiced_end_sample == pause.voiced_end_sample
-        assert onset.at_sample - onset.voiced_end_sample >= ms_to_samples(onset_ms)
+        silent = onset.at_sample - onset.voiced_end_sample
+        assert ms_to_samples(onset_ms) <= silent < ms_to_samples(onset_ms + config.frame_ms)
         assert onset.at_sample < pause.at_sample
-    # an onset without its pause is a silence too short to be one (the voice came back)
-    assert len(onsets) >= len(pauses)
+    # one onset per silence; one without its pause is a silence that was too short
+    voiced_ends = [onset.voiced_end_sample for onset in onsets]
+    assert len(set(voiced_ends)) == len(voiced_ends) >= len(pauses)
 
 
 def test_digital_silence_gives_no_span_and_the_floor_level():
@@ -242,6 +246,7 @@ INVALID = {
     "pre_roll_ms": -10,
     "hangover_ms": 0,
     "max_utterance_s": 0.5,
+    "pause_onset_ms": 150,  # no earlier than the default pause
 }
 
 

@@ -173,6 +173,38 @@ def test_reading_at_a_pause_onset_makes_the_last_words_final_sooner(engine, spee
     assert at_onset.mean() < at_pause.mean() - 0.03, (read_at_pause, read_at_onset)
 
 
+def test_a_rejected_reading_at_the_end_of_speech_is_read_again(engine, speech_file):
+    """The readings that first hear the end of the first sentence, at the pause's onset and
+    at the pause, are rejected (as a loop guard would): the pause makes nothing final, and
+    the endpoint must read the words again rather than move on without them."""
+    config = load_config("captions", None, {"stream": {"pace": "fast", "virtual_cpu_speed": 2.5}})
+    pipeline = Pipeline(FileSource(speech_file, pace="fast"), engine, config, virtual_clock=True)
+    read = pipeline.transcriber.read
+    first_gap = (int(16000 * 1.5) + len(speech_samples(SENTENCES[0])), int(16000 * 4.0))
+    rejected = []
+
+    def read_rejecting_once(audio):
+        reading = read(audio)
+        if len(rejected) < 3 and first_gap[0] - 8000 <= reading.window_end <= first_gap[1]:
+            rejected.append(reading.window_end)
+            return replace(reading, rejected="repetition", words=())
+        return reading
+
+    pipeline.transcriber.read = read_rejecting_once
+    events = []
+    with pipeline:
+        while not isinstance(event := pipeline.next_event(60.0), Finished):
+            assert event is not None, "the pipeline stalled"
+            events.append(event)
+    assert rejected
+    first = [w for w, _, end, _ in _commits(events) if end <= first_gap[1]]
+    assert rejected
+    # every word once, the last one too (which words: the rejections change what is agreed)
+    ends = [end for _, _, end, _ in _commits(events) if end <= first_gap[1]]
+    assert len(ends) >= len(SENTENCES[0].split()) - 1, (rejected, first)
+    assert max(ends) >= first_gap[0] - 16000, (rejected, first)
+
+
 @pytest.mark.parametrize("kind", ["silence", "faint-noise"])
 def test_no_words_from_silence_or_noise(engine, tmp_path, kind):
     audio = np.zeros(16000 * 20, np.float32) if kind == "silence" else white_noise(20.0, -50.0)

@@ -205,6 +205,8 @@ class LocalAgreement:
         self, end_of_utterance: bool = False, until_sample: int | None = None
     ) -> CommitUpdate:
         ready = self._tentative
+        if end_of_utterance:
+            ready = self._longer_earlier_tail(ready)
         if until_sample is not None:
             ready = self._ending_by(ready, until_sample)
         left = len(self._tentative) - len(ready)
@@ -275,6 +277,23 @@ class LocalAgreement:
             if word.end_sample > sample + self._tolerance_samples:
                 return words[:index]
         return words
+
+    def _longer_earlier_tail(self, tentative: tuple[Word, ...]) -> tuple[Word, ...]:
+        """The reading before the newest one, where it read the same words and more.
+
+        Whisper ends some readings early, and at the end of an utterance no later reading
+        follows: the words the reading before it heard would be lost (measured: the last
+        reading of a file, 30 ms after the one before, stopped at "between" and lost "Gothic
+        and Roman"). Only an earlier reading that the newest one agrees with, as far as it
+        goes, is taken, and only its words heard before its window's edge."""
+        if len(self._history) < 2:
+            return tentative
+        earlier = self._history[-2]
+        words = self._heard(self._unseen(earlier), earlier)
+        longer = len(words) > len(tentative)
+        if longer and common_prefix_length([tentative, words]) == len(tentative):
+            return words
+        return tentative
 
     def _heard(self, words: tuple[Word, ...], reading: Hypothesis) -> tuple[Word, ...]:
         """The words of a reading that may vote: those starting before its window's edge."""
@@ -358,12 +377,19 @@ class LocalAgreement:
                 cut += 1
             return cut
         # the last committed word was re-spelled or dropped: align what agrees, then time
-        # decides where the old audio ends
+        # decides where the old audio ends. A match is a restatement only where the words
+        # end about where the committed ones did: a common word seconds later is new speech
+        # (measured: a reading that skipped the committed audio stretched its first word,
+        # "the", over it, and an older committed "the" would have swallowed it)
         matcher = SequenceMatcher(None, old, new, autojunk=False)
         blocks = [
             block
             for block in matcher.get_matching_blocks()
-            if block.size and words[block.b].start_sample < self._committed_end_sample
+            if block.size
+            and words[block.b].start_sample < self._committed_end_sample
+            and self._ends_near(
+                words[block.b + block.size - 1], committed[block.a + block.size - 1]
+            )
         ]
         cut = blocks[-1].b + blocks[-1].size if blocks else 0
         cut = self._old_audio_prefix(words, cut)
@@ -394,6 +420,11 @@ class LocalAgreement:
         old words ("no ... no")."""
         return word.start_sample - self._committed_end_sample <= self._seam_window_samples
 
+    def _ends_near(self, word: Word, committed: Word) -> bool:
+        """Whether ``word`` may be ``committed`` read again: it ends no more than the seam
+        window after it (Whisper moves word boundaries by a few hundred milliseconds)."""
+        return word.end_sample - committed.end_sample <= self._seam_window_samples
+
     def _old_audio_prefix(self, words: tuple[Word, ...], start: int) -> int:
         """Index of the first word from ``start`` on that does not lie in committed audio."""
         while start < len(words) and self._is_committed_audio(words[start]):
@@ -415,11 +446,11 @@ class LocalAgreement:
         old, new = normalize(last.text), normalize(word.text)
         if not old or not new:
             return False
-        return (
-            new.startswith(old)
-            or old.startswith(new)
-            or (SequenceMatcher(None, old, new).ratio() >= SIMILAR_SPELLING)
-        )
+        shorter, longer = sorted((old, new), key=len)
+        # a prefix counts when it is most of the word: "letter" of "letterpress", not
+        # "the" of "themselves" (a new "the" whose start DTW stretched back over old audio)
+        prefix = longer.startswith(shorter) and 2 * len(shorter) >= len(longer)
+        return prefix or SequenceMatcher(None, old, new).ratio() >= SIMILAR_SPELLING
 
     def _commit(self, words: Sequence[Word]) -> tuple[Word, ...]:
         """Append words to the committed stream, clamping times so they never go backwards."""

@@ -309,6 +309,51 @@ def test_a_word_read_again_over_the_same_audio_restates_it_however_spelled():
     assert words_text(agree(policy, again)) == "but"
 
 
+def test_a_common_word_seconds_after_its_committed_copy_is_new_speech():
+    """Measured on LJSpeech: "... the letters themselves." committed, then a reading that
+    skipped that audio read "the middle ages", its "the" stretched from the window's start
+    to 7.3 s later. The older committed "the" aligns by text, but ends seconds earlier."""
+    policy = LocalAgreement(2)
+    agree(policy, sentence("to the shape of the letters themselves."))
+    assert policy.committed_end_sample == int(3.5 * SAMPLE_RATE)  # the last "the" ends at 2.5
+    stretched = [word(" the", 0.0, 3.8), *sentence("middle ages brought", start_s=3.8)]
+    assert words_text(agree(policy, stretched)) == "the middle ages brought"
+
+
+def test_a_short_prefix_of_the_last_committed_word_is_not_that_word_again():
+    """ "the" starts inside "themselves." only because its start was stretched back; a
+    prefix that is most of the word ("letter" of "letterpress") is the word read again."""
+    policy = LocalAgreement(2)
+    agree(policy, sentence("letters themselves."))
+    stretched = [word(" the", 0.9, 1.3), *sentence("middle ages", start_s=1.3)]
+    assert words_text(agree(policy, stretched)) == "the middle ages"
+    policy = LocalAgreement(2)
+    agree(policy, sentence("printed by letter"))
+    again = [*sentence("printed by"), word(" letterpress", 1.0, 1.6), word(" and", 1.6, 1.9)]
+    assert words_text(agree(policy, again)) == "and"
+
+
+@pytest.mark.parametrize(
+    ("newest", "end_of_utterance", "expected"),
+    [
+        ("a transition between", True, "gothic and roman."),  # it stopped short
+        ("a transition between gothic", True, "and roman."),
+        ("a transition between goths", True, "goths"),  # read otherwise: the newest stands
+        ("a transition between", False, ""),  # a pause: later readings read on
+    ],
+)
+def test_at_the_end_of_an_utterance_an_earlier_reading_that_read_further_counts(
+    newest, end_of_utterance, expected
+):
+    """Measured: the last reading of a file, 30 ms after the one before, stopped at
+    "between" and lost "Gothic and Roman" for good (no later window reads that audio)."""
+    policy = LocalAgreement(2)
+    policy.update(reading(sentence("a transition between gothic and roman."), 0, 51200))
+    policy.update(reading(sentence(newest), 0, 52000))
+    update = policy.force_commit(end_of_utterance=end_of_utterance)
+    assert words_text(update.newly_committed) == expected
+
+
 def test_a_late_cut_past_agreed_words_is_no_place_to_trim_the_window():
     """A max-length cut at 0.6 s decided when "in the" (to 1.0 s) is already agreed and
     "middle" still tentative: the committed end is mid-phrase, so the window is not cut

@@ -155,11 +155,13 @@ def test_no_text_without_speech(engine, kind):
     assert transcript.text == "", transcript.text
 
 
-def test_prefix_resumes_decoding(engine):
-    """A teacher-forced prefix is kept verbatim and decoding continues after it."""
+def test_prefix_resumes_decoding(engine_fp32):
+    """A teacher-forced prefix is kept verbatim and decoding continues after it, exactly as
+    without it in fp32 (int8 quantizes activations per call: on an AVX-512 VNNI CPU the
+    prefilled call flipped a close arg-max at the sixth token)."""
     require_espeak()
-    features = engine.encode(speech_samples(SENTENCE))
-    task = engine.task(replace(DecodeOptions(), without_timestamps=True))
+    features = engine_fp32.encode(speech_samples(SENTENCE))
+    task = engine_fp32.task(replace(DecodeOptions(), without_timestamps=True))
     full = task.run(features)
     prefix = list(full.tokens[:4])
     resumed = task.run(features, prefix=prefix)
@@ -230,7 +232,8 @@ def test_words_carry_the_mean_probability_of_their_tokens(engine):
             result.token_logprobs,
         )
 
-    clear = speech_samples(SENTENCE)
+    # not SENTENCE: how surely int8 reads "brown fox jumps" in this voice depends on the CPU
+    clear = speech_samples(SENTENCES[1])
     words = words_of(clear)
     assert all(0.0 < w.probability <= 1.0 for w in words)
     assert np.mean([w.probability for w in words]) > 0.7, [(w.text, w.probability) for w in words]

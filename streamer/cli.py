@@ -29,7 +29,9 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
         "built on first use); a Xenova/onnx-community Whisper export works too",
     )
     group.add_argument(
-        "--precision", choices=("fp32", "int8"), help="which ONNX files to run (default int8)"
+        "--precision",
+        choices=("auto", "fp32", "int8"),
+        help="which ONNX files to run (default auto: fp32 on CUDA, int8 on the CPU)",
     )
     group.add_argument(
         "--model-device",

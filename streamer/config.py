@@ -25,7 +25,7 @@ else:  # pragma: no cover - exercised only on 3.10
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 MODES = ("captions", "dictation", "meeting", "low-latency")
 
-Precision = Literal["fp32", "int8"]
+Precision = Literal["auto", "fp32", "int8"]
 Pace = Literal["realtime", "fast"]
 Mode = Literal["captions", "dictation", "meeting", "low-latency"]
 
@@ -34,7 +34,8 @@ Mode = Literal["captions", "dictation", "meeting", "low-latency"]
 class ModelConfig:
     # which model directory and which of its files
     path: str = ""  # empty: models/whisper-tiny.en under the project (built on first use)
-    precision: Precision = "int8"
+    # auto: fp32 on CUDA (its int8 files run their quantized matmuls on the CPU), int8 on CPU
+    precision: Precision = "auto"
     # ONNX Runtime sessions
     device: Literal["auto", "cpu", "cuda"] = "auto"
     intra_op_threads: int = 0  # 0: one per physical core, at most 4

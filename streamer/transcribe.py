@@ -24,7 +24,7 @@ from streamer.config import DecodeOptions, ModelConfig
 from streamer.decoding import DecodeTask, DecodingResult
 from streamer.frontend import window_features
 from streamer.models import resolve_model_dir
-from streamer.session import DecoderSession, EncoderSession, read_model_info
+from streamer.session import DecoderSession, EncoderSession, choose_precision, read_model_info
 from streamer.tokenizer import Tokenizer
 from streamer.types import Segment, Transcript
 
@@ -36,7 +36,8 @@ class Engine:
 
     def __init__(self, config: ModelConfig = ModelConfig(), log: Callable[[str], None] = print):
         directory = resolve_model_dir(config.path, log=log)
-        self.info = read_model_info(directory, config.precision)
+        precision = choose_precision(directory, config.precision, config.device)
+        self.info = read_model_info(directory, precision)
         self.tokenizer = Tokenizer(directory)
         self.encoder = EncoderSession(self.info, config)
         self.decoder = DecoderSession(self.info, config)

@@ -111,7 +111,7 @@ def test_precedence_is_defaults_then_preset_then_file_then_overrides(tmp_path):
         ({"vad": {"hangover_ms": "300"}}, ("vad.hangover_ms", "integer")),
         ({"ui": {"plain": "yes"}}, ("ui.plain", "true or false")),
         ({"vad": {"aggressiveness": 9}}, ("vad.aggressiveness", "valid values: 0, 1, 2, 3")),
-        ({"model": {"precision": "fp16"}}, ("model.precision", "fp32, int8")),
+        ({"model": {"precision": "fp16"}}, ("model.precision", "auto, fp32, int8")),
         ({"vad": {"frame_ms": True}}, ("vad.frame_ms", "10, 20, 30")),
         ({"stream": {"agreement": 9}}, ("agreement", "between 1 and 5")),
         ({"vad": {"hangover_ms": 10}}, ("hangover_ms", "between 30 and 5000")),

@@ -12,9 +12,10 @@ import pytest
 from audio_fixtures import require_espeak, speech_samples, white_noise
 from conftest import SEED_DIR
 
-from streamer.config import DecodeOptions
+from streamer.config import DecodeOptions, ModelConfig
+from streamer.errors import ModelLoadError
 from streamer.frontend import log_mel_spectrogram, mel_filters, window_features
-from streamer.transcribe import transcribe_audio
+from streamer.transcribe import Engine, transcribe_audio
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 SIGNATURE = Path(__file__).parent / "data" / "decoder_model_merged.signature.json"
@@ -263,7 +264,6 @@ def test_io_binding_path_gives_the_same_tokens(engine):
     greedy, draft-resumed and beam decoding equal the plain path given the same draft (int8
     quantizes activations per call, so a draft can flip a close arg-max in either path)."""
     require_espeak()
-    from streamer.config import ModelConfig
     from streamer.decoding import DecodeTask
     from streamer.session import DecoderSession
 
@@ -284,9 +284,6 @@ def test_directory_without_manifest_loads_like_a_download(model_dir, tmp_path):
     """A Xenova/onnx-community directory has the same file names but no manifest.json: it
     loads (presence checked only), reports the files it picked, and transcribes."""
     require_espeak()
-    from streamer.config import ModelConfig
-    from streamer.transcribe import Engine
-
     download = tmp_path / "whisper-tiny.en-download"
     download.mkdir()
     for path in model_dir.iterdir():
@@ -298,3 +295,33 @@ def test_directory_without_manifest_loads_like_a_download(model_dir, tmp_path):
     assert "encoder_model.onnx + decoder_model_merged.onnx" in engine.describe()
     transcript = transcribe_audio(engine, speech_samples(SENTENCE))
     assert _wer(SENTENCE, transcript.text) < 0.3, transcript.text
+
+
+def test_auto_precision_is_int8_on_the_cpu_and_fp32_on_cuda(model_dir, monkeypatch, tmp_path):
+    """CUDA has no kernels for the int8 files' dynamic quantization (they ran at half the
+    speed of fp32 on an H200), so auto picks fp32 there; int8 on the CPU, where it is
+    about twice as fast; whichever files a directory has; an explicit choice stands."""
+    from streamer import session
+
+    monkeypatch.setattr(session, "cuda_available", lambda: False)
+    assert session.choose_precision(model_dir, "auto", "auto") == "int8"
+    assert session.choose_precision(model_dir, "fp32", "cpu") == "fp32"
+    for name in (session.ENCODER_FILES["fp32"], session.DECODER_FILES["fp32"]):
+        (tmp_path / name).touch()
+    assert session.choose_precision(tmp_path, "auto", "cpu") == "fp32"  # no int8 files there
+    monkeypatch.setattr(session, "cuda_available", lambda: True)
+    assert session.choose_precision(model_dir, "auto", "auto") == "fp32"
+    assert session.choose_precision(model_dir, "auto", "cpu") == "int8"
+    assert session.choose_precision(model_dir, "int8", "cuda") == "int8"
+    assert session.choose_providers("cuda")[0] == ("CUDAExecutionProvider", session.CUDA_OPTIONS)
+
+
+def test_cuda_asked_for_where_it_does_not_load_says_which_flag(model_dir):
+    from streamer.session import cuda_available
+
+    if cuda_available():
+        pytest.skip("CUDA loads here")
+    with pytest.raises(ModelLoadError) as error:
+        Engine(ModelConfig(path=str(model_dir), device="cuda"), log=lambda _: None)
+    message = str(error.value)
+    assert "--model-device cpu" in message and "models build" not in message, message

@@ -325,3 +325,22 @@ def test_cuda_asked_for_where_it_does_not_load_says_which_flag(model_dir):
         Engine(ModelConfig(path=str(model_dir), device="cuda"), log=lambda _: None)
     message = str(error.value)
     assert "--model-device cpu" in message and "models build" not in message, message
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_engine_reads_as_on_the_cpu(engine_fp32, model_dir):
+    """Where CUDA loads: the default precision is fp32 there, the decoder keeps its cache on
+    the GPU (IO binding), and it reads what the CPU reads (no TF32: same logits to 1e-3)."""
+    from streamer.session import cuda_available
+
+    if not cuda_available():
+        pytest.skip("needs CUDAExecutionProvider (onnxruntime-gpu with CUDA 12/13 and cuDNN 9)")
+    require_espeak()
+    cuda = Engine(ModelConfig(path=str(model_dir), device="cuda"), log=lambda _: None)
+    assert (cuda.provider, cuda.info.precision, cuda.decoder.io_binding) == ("CUDA", "fp32", True)
+    for sentence in SENTENCES[1:]:
+        audio = speech_samples(sentence)
+        on_gpu = cuda.task(DecodeOptions()).run(cuda.encode(audio))
+        on_cpu = engine_fp32.task(DecodeOptions()).run(engine_fp32.encode(audio))
+        assert on_gpu.tokens == on_cpu.tokens, (on_gpu.text, on_cpu.text)
+        assert np.allclose(on_gpu.token_logprobs, on_cpu.token_logprobs, atol=1e-3)

@@ -73,6 +73,21 @@ def test_a_moved_window_starts_at_a_committed_word_about_a_second_back(
     assert transcriber.window_start == seconds_to_samples(expected_s)
 
 
+def test_a_long_window_is_trimmed_a_word_or_so_before_a_committed_sentence_end(engine):
+    """Past ``trim_after_s`` the window is cut near the end of a committed sentence: at the
+    committed word that starts about a second before that end, not at the end itself (a
+    window starting there with a second of audio read "on the whole" as "Im a hole")."""
+    transcriber = _transcriber(engine)
+    words = _timed(
+        [(" easier", 14.5, 14.8), (" to", 14.8, 15.1), (" read.", 15.1, 15.6), (" on", 15.7, 15.9)]
+    )
+    _commit(transcriber, words, seconds_to_samples(16.0))
+    transcriber.maybe_trim(seconds_to_samples(14.0))  # not long yet: the window stays
+    assert transcriber.window_start == 0
+    transcriber.maybe_trim(seconds_to_samples(16.0))
+    assert transcriber.window_start == seconds_to_samples(14.5)  # "easier", 1.1 s before 15.6
+
+
 def test_a_reading_that_covers_its_window_keeps_the_window(engine):
     transcriber = _transcriber(engine)
     words = [Word(" one", 0, SAMPLE_RATE // 2), Word(" two", SAMPLE_RATE // 2, SAMPLE_RATE)]

@@ -363,7 +363,39 @@ class LocalAgreement:
         in_window = [w for w in recent if w.end_sample > earliest]
         if not in_window:  # a window after the committed audio: only time can overlap
             return words[self._old_audio_prefix(words, 0) :]
-        return words[self._restated_prefix(words, in_window) :]
+        return self._completing_last(words, self._restated_prefix(words, in_window))
+
+    def _completing_last(self, words: tuple[Word, ...], cut: int) -> tuple[Word, ...]:
+        """``words[cut:]``, where the first of them or the restated one before it is the last
+        committed word read whole this time: then only its rest is new ("flower" committed,
+        then "flower-fattened" over the same audio: "-fattened", not "flower flower-fattened",
+        nor "flower" alone)."""
+        for index in (cut - 1, cut):
+            rest = self._rest_of_last(words[index]) if 0 <= index < len(words) else None
+            if rest is not None:
+                return (rest, *words[index + 1 :])
+        return words[cut:]
+
+    def _rest_of_last(self, word: Word) -> Word | None:
+        """What ``word`` adds to the last committed word, if it starts where that word did
+        (give or take the jitter), spells it and goes on past its end; else None."""
+        recent = list(self._tail)[self._sealed :]
+        if not recent:
+            return None
+        last = recent[-1]
+        old, new = normalize(last.text), normalize(word.text)
+        same_start = abs(word.start_sample - last.start_sample) <= self._tolerance_samples
+        open_ended = last.text.rstrip()[-1:].isalnum()  # "read." closed its word
+        longer = len(new) > len(old) and new.startswith(old) and old
+        if not (same_start and open_ended and longer and word.end_sample > last.end_sample):
+            return None
+        text = word.text.strip()
+        kept = 0  # characters of ``text`` that spell the committed word
+        for count, char in enumerate(text, 1):
+            kept += bool(normalize(char))
+            if kept == len(old):
+                return Word(text[count:], last.end_sample, word.end_sample, word.probability)
+        return None
 
     def _restated_prefix(self, words: tuple[Word, ...], committed: list[Word]) -> int:
         """How many leading words of ``words`` restate the ``committed`` words."""

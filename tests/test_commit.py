@@ -321,16 +321,29 @@ def test_a_common_word_seconds_after_its_committed_copy_is_new_speech():
 
 
 def test_a_short_prefix_of_the_last_committed_word_is_not_that_word_again():
-    """ "the" starts inside "themselves." only because its start was stretched back; a
-    prefix that is most of the word ("letter" of "letterpress") is the word read again."""
+    """ "the" starts inside "themselves." only because its start was stretched back."""
     policy = LocalAgreement(2)
     agree(policy, sentence("letters themselves."))
     stretched = [word(" the", 0.9, 1.3), *sentence("middle ages", start_s=1.3)]
     assert words_text(agree(policy, stretched)) == "the middle ages"
+
+
+@pytest.mark.parametrize(
+    ("committed", "read_again", "expected"),
+    [
+        (" flower", " flower-fattened", "peppered flower-fattened sauce."),  # measured
+        (" letter", " letterpress", "peppered letterpress sauce."),
+        (" flower.", " flowered", "peppered flower. sauce."),  # closed: the same word again
+    ],
+)
+def test_the_last_committed_word_read_whole_adds_only_its_rest(committed, read_again, expected):
+    """Measured: "flower" committed, then the same audio read "flower-fattened": the rest,
+    "-fattened", is new, not a second "flower" nor nothing."""
     policy = LocalAgreement(2)
-    agree(policy, sentence("printed by letter"))
-    again = [*sentence("printed by"), word(" letterpress", 1.0, 1.6), word(" and", 1.6, 1.9)]
-    assert words_text(agree(policy, again)) == "and"
+    agree(policy, [word(" peppered", 0.0, 0.5), word(committed, 0.5, 0.9)])
+    again = [word(" peppered", 0.0, 0.5), word(read_again, 0.52, 1.4), word(" sauce.", 1.4, 1.9)]
+    agree(policy, again)
+    assert policy.committed_text == expected
 
 
 @pytest.mark.parametrize(

@@ -166,7 +166,7 @@ def choose_providers(device: str) -> list:
 
 
 def choose_precision(directory: Path, precision: str, device: str) -> str:
-    """``auto``: fp32 on CUDA, int8 on the CPU, or whichever the directory has.
+    """``auto``: fp32 on CUDA, int8 on the CPU, or whichever a downloaded directory has.
 
     ONNX Runtime's CUDA provider has no kernels for the int8 files' dynamic quantization
     (DynamicQuantizeLinear, MatMulInteger): 86 nodes ran on the CPU between GPU kernels, and
@@ -174,6 +174,8 @@ def choose_precision(directory: Path, precision: str, device: str) -> str:
     if precision != "auto":
         return precision
     wanted = ["fp32", "int8"] if uses_cuda(device) else ["int8", "fp32"]
+    if (Path(directory) / "manifest.json").exists():  # our build has both: a gap is damage
+        return wanted[0]
     for candidate in wanted:
         if (Path(directory) / ENCODER_FILES[candidate]).exists() and (
             Path(directory) / DECODER_FILES[candidate]

@@ -308,7 +308,9 @@ def test_auto_precision_is_int8_on_the_cpu_and_fp32_on_cuda(model_dir, monkeypat
     assert session.choose_precision(model_dir, "fp32", "cpu") == "fp32"
     for name in (session.ENCODER_FILES["fp32"], session.DECODER_FILES["fp32"]):
         (tmp_path / name).touch()
-    assert session.choose_precision(tmp_path, "auto", "cpu") == "fp32"  # no int8 files there
+    assert session.choose_precision(tmp_path, "auto", "cpu") == "fp32"  # a download without int8
+    (tmp_path / "manifest.json").touch()  # our build: a missing file is damage, reported
+    assert session.choose_precision(tmp_path, "auto", "cpu") == "int8"
     monkeypatch.setattr(session, "cuda_available", lambda: True)
     assert session.choose_precision(model_dir, "auto", "auto") == "fp32"
     assert session.choose_precision(model_dir, "auto", "cpu") == "int8"

@@ -386,7 +386,7 @@ class LocalAgreement:
         old, new = normalize(last.text), normalize(word.text)
         same_start = abs(word.start_sample - last.start_sample) <= self._tolerance_samples
         open_ended = last.text.rstrip()[-1:].isalnum()  # "read." closed its word
-        longer = len(new) > len(old) and new.startswith(old) and old
+        longer = bool(old) and len(new) > len(old) and new.startswith(old)
         if not (same_start and open_ended and longer and word.end_sample > last.end_sample):
             return None
         text = word.text.strip()

@@ -173,13 +173,13 @@ def choose_precision(directory: Path, precision: str, device: str) -> str:
     int8 decoded at half the speed of fp32 on an H200 (RTF 0.0175 against 0.0090)."""
     if precision != "auto":
         return precision
+    directory = Path(directory)
     wanted = ["fp32", "int8"] if uses_cuda(device) else ["int8", "fp32"]
-    if (Path(directory) / "manifest.json").exists():  # our build has both: a gap is damage
+    if (directory / "manifest.json").exists():  # our build has both: a gap is damage
         return wanted[0]
     for candidate in wanted:
-        if (Path(directory) / ENCODER_FILES[candidate]).exists() and (
-            Path(directory) / DECODER_FILES[candidate]
-        ).exists():
+        files = (ENCODER_FILES[candidate], DECODER_FILES[candidate])
+        if all((directory / name).exists() for name in files):
             return candidate
     return wanted[0]
 

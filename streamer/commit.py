@@ -379,10 +379,9 @@ class LocalAgreement:
     def _rest_of_last(self, word: Word) -> Word | None:
         """What ``word`` adds to the last committed word, if it starts where that word did
         (give or take the jitter), spells it and goes on past its end; else None."""
-        recent = list(self._tail)[self._sealed :]
-        if not recent:
+        if len(self._tail) <= self._sealed:  # nothing committed since an utterance's end
             return None
-        last = recent[-1]
+        last = self._tail[-1]
         old, new = normalize(last.text), normalize(word.text)
         same_start = abs(word.start_sample - last.start_sample) <= self._tolerance_samples
         open_ended = last.text.rstrip()[-1:].isalnum()  # "read." closed its word

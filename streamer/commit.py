@@ -91,6 +91,10 @@ def repeat_lengths(items: Sequence, index: int, shortest: int, longest: int) -> 
     """Lengths (longest first, ``shortest``..``longest``) of the phrases starting at
     ``index`` that are said again right after themselves."""
     for n in range(min(longest, (len(items) - index) // 2), shortest - 1, -1):
+        # the first word rules out most lengths without copying slices (a phrase may be
+        # as long as half the reading)
+        if items[index] != items[index + n]:
+            continue
         if items[index : index + n] == items[index + n : index + 2 * n]:
             yield n
 

@@ -32,7 +32,8 @@ SEEK_BACK_S = 1.0  # a moved window starts at a committed word about this far ba
 SEEK_OVERLAP_S = 0.3  # or, with no committed word to start at, this much before the end
 MAX_CHARS_PER_S = 25.0  # fast speech is ~20 characters/s; more is invented text
 SQUEEZED_WORD_S = 0.06  # a phrase read again with most words this short has no audio
-SQUEEZED_PHRASE_WORDS = 8  # the longest phrase looked for
+CRAMMED_WORD_S = 0.04  # a reading that ends in CRAMMED_RUN or more words this short...
+CRAMMED_RUN = 3  # ...ran out of audio: no spoken word is that short, three in a row
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ class StreamingTranscriber:
                 result.token_logprobs,
             )
             words = drop_squeezed_repeats([w for w in words if w.start_sample < window_end])
+            words = drop_crammed_tail(words)
         compute_s = time.perf_counter() - started
         return Reading(
             self.window_start, window_end, result, rejected, looped, tuple(words), work, compute_s
@@ -371,9 +373,11 @@ def drop_squeezed_repeats(words: list[Word]) -> list[Word]:
     """A phrase read twice in a row where one copy has no audio of its own is one phrase.
 
     Measured: "Has never been surpassed. Has never been surpassed." in one reading, the
-    second "Has never been" 20 ms long in all, committed at a pause as it was. A phrase
-    spoken twice ("on the beaches, on the beaches") has audio for both copies and stays.
-    The first copy is kept, ending where the second did."""
+    second "Has never been" 20 ms long in all, committed at a pause as it was; and a whole
+    13-word sentence read again in 20 ms words at the window's end ("The Middle Ages brought
+    calligraphy to perfection and it was natural there for..."), so phrases of any length
+    are looked for. A phrase spoken twice ("on the beaches, on the beaches") has audio for
+    both copies and stays. The first copy is kept, ending where the second did."""
     result = list(words)
     texts = [normalize(w.text) for w in result]
     index = 0
@@ -388,9 +392,21 @@ def drop_squeezed_repeats(words: list[Word]) -> list[Word]:
     return result
 
 
+def drop_crammed_tail(words: list[Word]) -> list[Word]:
+    """A reading that ends in a run of words with no audio of their own ran out of audio:
+    Whisper crams what it expects to hear next into the window's last frames (measured:
+    "considered as the invention of the 15th century may be considered as the", the last
+    ten words 20 ms each). They are dropped: at a pause they would be made final."""
+    crammed = seconds_to_samples(CRAMMED_WORD_S)
+    keep = len(words)
+    while keep and words[keep - 1].end_sample - words[keep - 1].start_sample <= crammed:
+        keep -= 1
+    return words[:keep] if len(words) - keep >= CRAMMED_RUN else words
+
+
 def _squeezed_repeat_at(words: list[Word], texts: list[str], index: int) -> int:
     """Length of a phrase (2+ words) at ``index`` read again at once, one copy squeezed."""
-    for n in repeat_lengths(texts, index, 2, SQUEEZED_PHRASE_WORDS):
+    for n in repeat_lengths(texts, index, 2, len(texts)):
         first, second = words[index : index + n], words[index + n : index + 2 * n]
         if min(_median_duration_s(first), _median_duration_s(second)) < SQUEEZED_WORD_S:
             return n

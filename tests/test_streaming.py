@@ -16,6 +16,7 @@ from streamer.streaming import (
     UNCOVERED_S,
     UNREAD_AT_END_S,
     StreamingTranscriber,
+    drop_crammed_tail,
     drop_squeezed_repeats,
     loop_cut,
 )
@@ -284,6 +285,40 @@ def test_a_phrase_spoken_twice_stays_twice():
         ]
     )
     assert drop_squeezed_repeats(words) == words
+
+
+def test_a_whole_sentence_read_again_squeezed_is_read_once():
+    """The reading that made "The Middle Ages ... natural there for..." final twice at a
+    pause (LJSpeech, 107-113 s): 13 words, the second copy 20 ms a word."""
+    sentence = "The Middle Ages brought calligraphy to perfection and it was natural there for..."
+    texts = [" " + t for t in sentence.split()]
+    spoken = [(t, 107.36 + 0.4 * k, 107.36 + 0.4 * (k + 1)) for k, t in enumerate(texts)]
+    squeezed = [(t, 112.52, 112.54) for t in texts]
+    repaired = drop_squeezed_repeats(_timed(spoken + squeezed))
+    assert [w.text for w in repaired] == texts
+    assert repaired[-1].end_sample == seconds_to_samples(112.54)
+
+
+def test_a_reading_that_ends_in_words_without_audio_loses_them():
+    """A reading of LJSpeech at 34.5 s ended "... considered as the invention of the 15th
+    century may be considered as the", the last ten words 20 ms each at the window's end."""
+    heard = [(" considered", 33.12, 33.60), (" as", 33.60, 34.26), (" the", 34.26, 34.50)]
+    crammed = [(" " + t, 34.52, 34.54) for t in "invention of the 15th century may".split()]
+    assert drop_crammed_tail(_timed(heard + crammed)) == _timed(heard)
+
+
+@given(st.lists(st.integers(0, 400), min_size=0, max_size=12), st.integers(0, 2))
+def test_a_reading_keeps_its_words_unless_it_ends_in_three_crammed_ones(durations_ms, n_short):
+    """Words of real length are never dropped; fewer than three short ones at the end stay
+    (a word cut at the window's end is short); three or more go."""
+    spec, start = [], 1.0
+    for k, ms in enumerate([max(ms, 60) for ms in durations_ms] + [20] * n_short):
+        spec.append((f" w{k}", start, start + ms / 1000))
+        start += ms / 1000
+    words = _timed(spec)
+    assert drop_crammed_tail(words) == words
+    three_more = _timed(spec + [(" x", start, start + 0.02)] * (3 - n_short))
+    assert drop_crammed_tail(three_more) == words[: len(words) - n_short]
 
 
 # --- a reading that loops -----------------------------------------------------------------------

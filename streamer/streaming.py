@@ -116,7 +116,7 @@ class StreamingTranscriber:
             return
         cut = self.policy.trim_point(self.window_start, window_end, max_samples)
         if cut is not None:
-            self._move_window(max(self.window_start, self._restart_sample(cut)))
+            self._move_window(self._restart_sample(cut))
 
     def _skip_uncovered(self, words: list[Word], window_end: int) -> None:
         """Whisper sometimes ends a reading seconds before the audio does, and reads the same
@@ -133,14 +133,12 @@ class StreamingTranscriber:
             self._seek_committed_end()
 
     def _seek_committed_end(self) -> None:
-        self._move_window(
-            max(self.window_start, self._restart_sample(self.policy.committed_end_sample))
-        )
+        self._move_window(self._restart_sample(self.policy.committed_end_sample))
 
     def _restart_sample(self, end: int) -> int:
         """Where a window moved to ``end`` (a committed word's end) starts: at the start of
         the committed word that begins about ``SEEK_BACK_S`` before it (the latest one that
-        begins by then, else the first after the window's start).
+        begins by then, else the first after the window's start); never before the window.
 
         A window starting inside a word, with the committed text as prompt, makes Whisper
         skip the first new word and stretch the next one over it (measured: "that it might
@@ -154,7 +152,7 @@ class StreamingTranscriber:
             if w.start_sample > self.window_start
         ]
         if not starts:  # no committed word starts in the window: no boundary to go to
-            return end - seconds_to_samples(SEEK_OVERLAP_S)
+            return max(self.window_start, end - seconds_to_samples(SEEK_OVERLAP_S))
         back = end - seconds_to_samples(SEEK_BACK_S)
         return max([start for start in starts if start <= back], default=starts[0])
 

@@ -13,18 +13,18 @@ import signal
 import sys
 import time
 
-from streamer.capture import FileSource, MicSource
 from streamer.config import Config
+from streamer.engine.transcribe import Engine
 from streamer.errors import SinkError, StreamerError
-from streamer.pipeline import Finished, Pipeline
-from streamer.sinks import (
+from streamer.live.capture import build_source
+from streamer.live.pipeline import Finished, Pipeline
+from streamer.output.sinks import (
     EmitLogSink,
     OutputClosedError,
     PlainSink,
     TextTyper,
     TranscriptSink,
 )
-from streamer.transcribe import Engine
 from streamer.types import Committed, Endpoint, Notice
 
 DRAIN_TIMEOUT_S = 10.0
@@ -32,12 +32,6 @@ DRAIN_TIMEOUT_S = 10.0
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def build_source(config: Config, input_path: str | None):
-    if input_path:
-        return FileSource(input_path, pace=config.stream.pace, block_ms=config.audio.block_ms)
-    return MicSource(config.audio.device, config.audio.block_ms, config.audio.queue_blocks)
 
 
 def build_sinks(config: Config) -> list:
@@ -89,7 +83,7 @@ def _terminate_as_interrupt(signum, frame):  # SIGTERM flushes like Ctrl-C
 
 def run_live(config: Config, input_path: str | None = None) -> int:
     """Run until the input ends, ``q``, Ctrl-C or SIGTERM; returns the exit code."""
-    from streamer.ui import LiveView, TranscriptModel
+    from streamer.output.ui import LiveView, TranscriptModel
 
     engine = Engine(config.model, log=_err)
     engine.warm_up()

@@ -192,8 +192,8 @@ def live_config(args: argparse.Namespace) -> Config:
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from streamer.audiofile import audio_info
-    from streamer.formats import render
-    from streamer.transcribe import Engine, transcribe_file
+    from streamer.engine.transcribe import Engine, transcribe_file
+    from streamer.output.formats import render
 
     config = load_config("captions", None, _model_overrides(args))
     for path in args.files:
@@ -275,7 +275,7 @@ class _progress:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from streamer.models import build_default, list_models
+    from streamer.engine.models import build_default, list_models
 
     if args.models_command == "build":
         path = build_default(force=args.force, log=_err)
@@ -294,7 +294,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from streamer.devices import list_input_devices
+    from streamer.live.devices import list_input_devices
 
     devices = list_input_devices()
     if not devices:

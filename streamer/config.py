@@ -120,7 +120,7 @@ class StreamConfig:
     pace: Pace = "realtime"
     # fast pace: 0 advances the virtual clock by each step's measured compute time; a speed
     # > 0 by the step's modelled cost on the reference CPU over this speed, so runs repeat
-    # exactly (streamer/stepcost.py; 1 = the 2-core AMD EPYC it was fitted on, 2.5 ~ a Xeon)
+    # exactly (streamer/live/stepcost.py; 1 = the 2-core AMD EPYC it was fitted on, 2.5 ~ a Xeon)
     virtual_cpu_speed: float = 0.0
 
 

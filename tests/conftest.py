@@ -22,7 +22,7 @@ def require_eval() -> Path:
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    from streamer.models import build_default
+    from streamer.engine.models import build_default
 
     return build_default(log=lambda _: None, full_check=False)
 
@@ -30,7 +30,7 @@ def model_dir() -> Path:
 @pytest.fixture(scope="session")
 def engine(model_dir):
     from streamer.config import ModelConfig
-    from streamer.transcribe import Engine
+    from streamer.engine.transcribe import Engine
 
     return Engine(ModelConfig(precision="int8", device="cpu"), log=lambda _: None)
 
@@ -38,6 +38,6 @@ def engine(model_dir):
 @pytest.fixture(scope="session")
 def engine_fp32(model_dir):
     from streamer.config import ModelConfig
-    from streamer.transcribe import Engine
+    from streamer.engine.transcribe import Engine
 
     return Engine(ModelConfig(precision="fp32", device="cpu"), log=lambda _: None)

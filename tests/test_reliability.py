@@ -34,11 +34,11 @@ from audio_fixtures import (
     virtual_microphone,
 )
 
-from streamer.capture import FileSource
 from streamer.cli import build_parser
 from streamer.config import load_config
-from streamer.models import DEFAULT_MODEL
-from streamer.pipeline import Finished, Pipeline
+from streamer.engine.models import DEFAULT_MODEL
+from streamer.live.capture import FileSource
+from streamer.live.pipeline import Finished, Pipeline
 from streamer.types import Committed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -409,7 +409,7 @@ def test_models_build_detects_a_corrupt_file(tmp_path, model_dir):
 def test_a_model_built_by_an_older_recipe_is_rebuilt(tmp_path, model_dir):
     """Files built by an earlier recipe (full-range int8 weights saturate on CPUs without
     VNNI) are rebuilt on the next build instead of being trusted for their intact hashes."""
-    from streamer.export import RECIPE
+    from streamer.engine.export import RECIPE
 
     manifest = json.loads((model_dir / "manifest.json").read_text())
     manifest.pop("recipe", None)

@@ -1,5 +1,0 @@
-"""Build the ONNX model directory from Whisper weights, without PyTorch."""
-
-# bumped whenever the built files change, so that older builds are rebuilt on first use
-# (2: int8 weights in 7 bits, see streamer/export/quantize.py)
-RECIPE = 2

@@ -18,13 +18,9 @@ from streamer.engine.transcribe import Engine
 from streamer.errors import SinkError, StreamerError
 from streamer.live.capture import build_source
 from streamer.live.pipeline import Finished, Pipeline
-from streamer.output.sinks import (
-    EmitLogSink,
-    OutputClosedError,
-    PlainSink,
-    TextTyper,
-    TranscriptSink,
-)
+from streamer.output.keyboard import TextTyper
+from streamer.output.sinks import EmitLogSink, OutputClosedError, PlainSink
+from streamer.output.transcript import TranscriptSink
 from streamer.types import Committed, Endpoint, Notice
 
 DRAIN_TIMEOUT_S = 10.0

@@ -82,6 +82,33 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
+MANIFEST = "--manifest ../shared/eval/manifest.jsonl"
+# one example at the end of each command's --help, keyed by the command's words after "streamer"
+EXAMPLES = {
+    "": "streamer --mode dictation    # no command means live, from the default microphone",
+    "live": "streamer live --input talk.mp3 --plain --emit-log words.jsonl",
+    "transcribe": "streamer transcribe talk.mp3 --format srt --output subs/",
+    "models": "streamer models list",
+    "models build": "streamer models build --force",
+    "models list": "streamer models list",
+    "devices": "streamer devices    # then: streamer live --device <index or name>",
+    "bench": "streamer bench soak --minutes 5",
+    "bench offline": f"streamer bench offline {MANIFEST} --limit 20 --no-reference",
+    "bench stream": f"streamer bench stream {MANIFEST} --pace fast --virtual-cpu 2.5",
+    "bench soak": "streamer bench soak --minutes 60",
+}
+
+
+def _add_examples(parser: argparse.ArgumentParser, command: str = "") -> None:
+    """Put ``EXAMPLES[command]`` under ``parser``'s --help, and so on down its subcommands."""
+    parser.epilog = f"example:\n  {EXAMPLES[command]}"
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keeps the epilog's lines
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                _add_examples(subparser, f"{command} {name}".strip())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="streamer", description="Real-time transcription with Whisper on ONNX Runtime."
@@ -130,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--minutes", type=float, default=60.0)
     soak.add_argument("--manifest", help="speech to loop (default: generated)")
     soak.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    _add_examples(parser)
     return parser
 
 

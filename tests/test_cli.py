@@ -1,15 +1,18 @@
 """The command line as a user runs it: real processes, the real model, espeak-ng speech.
 
 ``streamer transcribe`` on files of every common container, rate, channel count and sample
-encoding; ``streamer models list``, ``streamer devices`` and ``--help``; ``streamer live --plain``
-piped into another program, with the word-level ``--emit-log``.
+encoding; ``streamer models list``, ``streamer devices`` and ``--help`` (with an example under
+every command); ``streamer live --plain`` piped into another program, with the word-level
+``--emit-log``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +22,8 @@ import pytest
 import soundfile
 import soxr
 from audio_fixtures import needs_pulseaudio, require_espeak, speech_samples, virtual_microphone
+
+from streamer import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCE = "Open the window and let the fresh air in."
@@ -272,6 +277,52 @@ def test_help_lists_commands_and_live_options():
         assert mode in live.stdout
     transcribe = streamer("transcribe", "--help")
     assert "{txt,srt,vtt,jsonl}" in transcribe.stdout and "--output" in transcribe.stdout
+
+
+HELP_COMMANDS = [
+    "",
+    "live",
+    "transcribe",
+    "models",
+    "models build",
+    "models list",
+    "devices",
+    "bench",
+    "bench offline",
+    "bench stream",
+    "bench soak",
+]
+
+
+def subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> list[str]:
+    """Every command path under ``parser`` ("models build", ...), the parser itself first."""
+    paths = [prefix]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                paths += subcommands(sub, f"{prefix} {name}".strip())
+    return paths
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS, ids=[c or "streamer" for c in HELP_COMMANDS])
+def test_every_help_ends_with_a_runnable_example(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*command.split(), "--help"])
+    assert exit_info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "example:" in lines, lines
+    example = lines[lines.index("example:") + 1].strip()
+    assert example.startswith(" ".join(["streamer", *command.split()])), example
+    # the example is a valid command line: it parses (without running) as main would parse it
+    argv = shlex.split(example, comments=True)[1:]
+    if not argv or argv[0].startswith("-"):
+        argv = ["live", *argv]
+    args = cli.build_parser().parse_args(argv)
+    assert args.command == (command.split() or ["live"])[0]
+
+
+def test_the_help_examples_cover_every_command():
+    assert subcommands(cli.build_parser()) == HELP_COMMANDS
 
 
 # --- live, piped -----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Every bad input must end in one line on stderr that says what is wrong and what 
 non-zero exit status, and no traceback. Signals must flush; ``kill -9`` must not lose a caption
 that was shown; a slow decoder must never stall capture. Real processes, the real model, real
 files; the overload test throttles the real inference step with a sleep and nothing else.
-docs/RELIABILITY.md lists every case with what was observed.
+docs/reliability.md lists every case with what was observed.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from audio_fixtures import (
 from streamer.cli import build_parser
 from streamer.config import load_config
 from streamer.engine.models import DEFAULT_MODEL
-from streamer.live.capture import FileSource
+from streamer.live.filesource import FileSource
 from streamer.live.pipeline import Finished, Pipeline
 from streamer.types import Committed
 

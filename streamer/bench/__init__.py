@@ -3,6 +3,8 @@ reference measured in the same run.
 
 Each command lives in its own module, imported on demand, which provides a function named
 after the command (``offline(args) -> int``, ``stream(args) -> int``, ``soak(args) -> int``).
+Its pieces sit beside it as ``<command>_*.py`` (items, run, metrics, report); ``common`` holds
+what the three share (the manifest, the machine and code lines, the table and JSON output).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from streamer.engine.export import RECIPE
 from streamer.engine.manifest import read_manifest, verify_files
-from streamer.engine.session import DECODER_FILES, ENCODER_FILES
+from streamer.engine.model_info import DECODER_FILES, ENCODER_FILES
 from streamer.errors import ModelLoadError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -23,13 +23,10 @@ from streamer.audio import (
 from streamer.config import DecodeOptions, ModelConfig
 from streamer.engine.decoding import DecodeTask, DecodingResult
 from streamer.engine.frontend import window_features
+from streamer.engine.model_info import read_model_info
 from streamer.engine.models import resolve_model_dir
-from streamer.engine.session import (
-    DecoderSession,
-    EncoderSession,
-    choose_precision,
-    read_model_info,
-)
+from streamer.engine.runtime import choose_precision
+from streamer.engine.session import DecoderSession, EncoderSession
 from streamer.engine.tokenizer import Tokenizer
 from streamer.types import Segment, Transcript
 
@@ -59,7 +56,7 @@ class Engine:
         ``n_frames``: mel frames of real audio (the rest of ``audio`` is right context).
         ``padding_s``: if given and the encoder accepts it, the input is the audio plus this
         much silence (rounded up to whole seconds) instead of a full 30 s window; Whisper
-        needs a few seconds of padding after speech, not all of it (see README, streaming)."""
+        needs a few seconds of padding after speech, not all of it (see docs/design.md)."""
         features = window_features(audio, n_frames, self.info.n_mels)
         if padding_s is not None and self.encoder.variable_frames:
             real = len(audio) // HOP_LENGTH if n_frames is None else n_frames

@@ -11,7 +11,7 @@ repeats exactly, on any machine, and a setting can be judged by one run instead 
 The coefficients were fitted on 729 steps of tiny.en int8 streaming the long-form files on a
 2-core AMD EPYC (family 23 model 1, AVX2 without VNNI), where the model is within 3% of the
 measured step time at the median and 0.3% in total. ``speed`` scales it: 2.5 is about the
-2-core Xeon of the README's real-time figures.
+2-core Xeon of the real-time figures in docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from streamer.output.sinks import format_srt_time, format_vtt_time
+from streamer.output.subtitles import format_srt_time, format_vtt_time
 from streamer.types import Transcript
 
 FORMATS = ("txt", "srt", "vtt", "jsonl")

@@ -4,7 +4,8 @@ Three parts, each replaceable on its own:
 
 - ``fold`` / ``TranscriptModel``: pipeline events -> a new immutable ``TranscriptState``;
 - ``render``: snapshot -> Rich renderable; the layout is computed when Rich draws it, from the
-  size of the terminal at that moment, so a resize is correct on the next refresh;
+  size of the terminal at that moment, so a resize is correct on the next refresh; the status
+  bar (``statusbar``) is one row at any width;
 - ``LiveView``: pulls a snapshot at ``UiConfig.refresh_per_second`` (Rich ``Live``).
 """
 
@@ -19,9 +20,9 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
-from streamer.audio import samples_to_seconds
 from streamer.config import UiConfig
-from streamer.live.commit import normalize
+from streamer.live.wordtext import normalize
+from streamer.output.statusbar import status_bar
 from streamer.types import (
     Committed,
     Endpoint,
@@ -32,13 +33,7 @@ from streamer.types import (
     TranscriptState,
 )
 
-LEVEL_FLOOR_DB = -60.0  # the meter's left end; quieter input shows an empty bar
-METER_CELLS = 10
-LAG_WARNING_S = 2.0  # lag above this is drawn as a warning: the decoder is falling behind
-MAX_DEVICE_CHARS = 28
-SEPARATOR = " \u2502 "
 TENTATIVE_STYLE = "dim"
-STATUS_STYLE = "reverse"
 
 
 # --- events -> snapshots --------------------------------------------------------------------
@@ -183,7 +178,7 @@ class TranscriptView:
 
 def layout_rows(state: TranscriptState, console: Console, width: int, height: int) -> list[Text]:
     """Exactly ``height`` rows of at most ``width`` cells; the newest text always survives."""
-    status = status_rows(state, width, max_rows=0 if height < 3 else 1 if height < 8 else 2)
+    status = [status_bar(state, width)] if height >= 3 else []  # one row: never wraps
     notice = notice_rows(state.notice, width) if height >= 4 else []
     room = max(1, height - len(status) - len(notice))
     current = _wrap(current_text(state), console, width)[-room:]
@@ -217,62 +212,6 @@ def notice_rows(notice: str, width: int) -> list[Text]:
     row = Text("! " + " ".join(notice.split()), style="bold yellow")
     row.truncate(width, overflow="ellipsis")
     return [row]
-
-
-def level_meter(level_db: float) -> str:
-    """``█████░░░░░  -30 dB``: filled cells from -60 to 0 dBFS."""
-    clamped = min(0.0, max(LEVEL_FLOOR_DB, level_db))
-    filled = round((clamped - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB * METER_CELLS)
-    shown = max(-99.0, min(0.0, level_db))
-    return "\u2588" * filled + "\u2591" * (METER_CELLS - filled) + f" {shown:4.0f} dB"
-
-
-def status_fields(state: TranscriptState) -> list[Text]:
-    """Status bar fields, most important first (narrow terminals drop from the end)."""
-    stats = state.stats
-    lag_s = samples_to_seconds(stats.lag_samples)
-    latency = stats.last_commit_latency_s
-    dropped_s = samples_to_seconds(stats.dropped_samples)
-    device = state.device or "default input"
-    if len(device) > MAX_DEVICE_CHARS:
-        device = device[: MAX_DEVICE_CHARS - 1] + "\u2026"
-    rate = f" @ {state.device_rate} Hz" if state.device_rate else ""
-    speech = stats.vad_state == "speech"
-    return [
-        _field("\u25cf speech" if speech else "\u25cb silence", "bold" if speech else ""),
-        _field(level_meter(stats.input_level_db)),
-        _field(f"lag {lag_s:.1f} s", "bold red" if lag_s > LAG_WARNING_S else ""),
-        _field("commit -" if latency is None else f"commit {latency:.2f} s"),
-        _field(f"RTF {stats.real_time_factor:.2f}"),
-        _field(f"dropped {dropped_s:.1f} s", "bold yellow" if dropped_s else ""),
-        _field(f"xruns {stats.xruns}", "bold yellow" if stats.xruns else ""),
-        _field(state.provider),
-        _field(f"{device}{rate}"),
-    ]
-
-
-def _field(label: str, style: str = "") -> Text:
-    # a span, not the Text's base style: a row takes the base style of its first field
-    text = Text()
-    text.append(label, style=style or None)
-    return text
-
-
-def status_rows(state: TranscriptState, width: int, max_rows: int) -> list[Text]:
-    """Pack the fields into at most ``max_rows`` rows; whatever does not fit is left out."""
-    rows: list[Text] = []
-    for field in status_fields(state):
-        field.truncate(width, overflow="ellipsis")
-        if rows and rows[-1].cell_len + len(SEPARATOR) + field.cell_len <= width:
-            rows[-1].append(SEPARATOR).append_text(field)
-        elif len(rows) < max_rows:
-            rows.append(field.copy())
-        else:
-            break
-    for row in rows:
-        row.pad_right(width - row.cell_len)
-        row.stylize(STATUS_STYLE)
-    return rows
 
 
 # --- the live screen ------------------------------------------------------------------------

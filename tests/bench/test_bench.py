@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from streamer import bench
-from streamer.bench import offline
+from streamer.bench import offline, offline_report
 from streamer.bench.wer import normalize, word_errors
 from streamer.errors import ConfigError, StreamerError
 
@@ -103,10 +103,10 @@ def test_manifest_rejects_an_unknown_set(tmp_path):
 
 def test_speed_ratio_and_wer_delta_compare_our_int8_with_faster_whisper_int8():
     scores = {
-        "ours int8": offline.Score(0.12, 12, 100, compute_s=1.0, audio_s=20.0, cpu_s=2.0),
-        "fw int8": offline.Score(0.10, 10, 100, compute_s=1.5, audio_s=20.0, cpu_s=3.0),
+        "ours int8": offline_report.Score(0.12, 12, 100, compute_s=1.0, audio_s=20.0, cpu_s=2.0),
+        "fw int8": offline_report.Score(0.10, 10, 100, compute_s=1.5, audio_s=20.0, cpu_s=3.0),
     }
-    row = offline.SetRow("overall", 2, 20.0, scores)
+    row = offline_report.SetRow("overall", 2, 20.0, scores)
     assert row.speed_ratio() == pytest.approx(1.5)
     assert row.wer_delta() == pytest.approx(2.0)
 

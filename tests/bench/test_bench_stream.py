@@ -10,14 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from streamer.bench.stream import (
-    COLUMNS,
-    SpeechSegment,
-    commit_latencies,
-    final_latencies,
-    read_stream_items,
-    seam_repeats,
-)
+from streamer.bench.stream_items import SpeechSegment, read_stream_items
+from streamer.bench.stream_metrics import commit_latencies, final_latencies, seam_repeats
+from streamer.bench.stream_report import COLUMNS
 from streamer.errors import ConfigError
 from streamer.types import CommittedWord
 
@@ -161,7 +156,7 @@ def test_chapters_join_utterances_and_leave_out_the_long_form_ones(tmp_path):
     import numpy as np
     import soundfile
 
-    from streamer.bench.stream import CHAPTER_GAP_S, chapter_items
+    from streamer.bench.stream_items import CHAPTER_GAP_S, chapter_items
 
     records = []
     for chapter, n in (("11", 2), ("22", 1)):

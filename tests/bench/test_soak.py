@@ -8,18 +8,14 @@ import numpy as np
 import pytest
 from audio_fixtures import needs_espeak
 
-from streamer.bench.soak import (
+from streamer.bench.soak_run import (
     CHECK_EVERY_S,
-    REPLAY_GAP_S,
-    SEED,
     Checkpoint,
-    EspeakClips,
     SoakResult,
-    SoakSource,
     count_in_silence,
-    phase_seconds,
     run_soak,
 )
+from streamer.bench.soak_source import REPLAY_GAP_S, SEED, EspeakClips, SoakSource, phase_seconds
 from streamer.config import load_config
 from streamer.types import SpeechSpan
 

@@ -301,25 +301,26 @@ def test_auto_precision_is_int8_on_the_cpu_and_fp32_on_cuda(model_dir, monkeypat
     """CUDA has no kernels for the int8 files' dynamic quantization (they ran at half the
     speed of fp32 on an H200), so auto picks fp32 there; int8 on the CPU, where it is
     about twice as fast; whichever files a directory has; an explicit choice stands."""
-    from streamer.engine import session
+    from streamer.engine import runtime
+    from streamer.engine.model_info import DECODER_FILES, ENCODER_FILES
 
-    monkeypatch.setattr(session, "cuda_available", lambda: False)
-    assert session.choose_precision(model_dir, "auto", "auto") == "int8"
-    assert session.choose_precision(model_dir, "fp32", "cpu") == "fp32"
-    for name in (session.ENCODER_FILES["fp32"], session.DECODER_FILES["fp32"]):
+    monkeypatch.setattr(runtime, "cuda_available", lambda: False)
+    assert runtime.choose_precision(model_dir, "auto", "auto") == "int8"
+    assert runtime.choose_precision(model_dir, "fp32", "cpu") == "fp32"
+    for name in (ENCODER_FILES["fp32"], DECODER_FILES["fp32"]):
         (tmp_path / name).touch()
-    assert session.choose_precision(tmp_path, "auto", "cpu") == "fp32"  # a download without int8
+    assert runtime.choose_precision(tmp_path, "auto", "cpu") == "fp32"  # a download without int8
     (tmp_path / "manifest.json").touch()  # our build: a missing file is damage, reported
-    assert session.choose_precision(tmp_path, "auto", "cpu") == "int8"
-    monkeypatch.setattr(session, "cuda_available", lambda: True)
-    assert session.choose_precision(model_dir, "auto", "auto") == "fp32"
-    assert session.choose_precision(model_dir, "auto", "cpu") == "int8"
-    assert session.choose_precision(model_dir, "int8", "cuda") == "int8"
-    assert session.choose_providers("cuda")[0] == ("CUDAExecutionProvider", session.CUDA_OPTIONS)
+    assert runtime.choose_precision(tmp_path, "auto", "cpu") == "int8"
+    monkeypatch.setattr(runtime, "cuda_available", lambda: True)
+    assert runtime.choose_precision(model_dir, "auto", "auto") == "fp32"
+    assert runtime.choose_precision(model_dir, "auto", "cpu") == "int8"
+    assert runtime.choose_precision(model_dir, "int8", "cuda") == "int8"
+    assert runtime.choose_providers("cuda")[0] == ("CUDAExecutionProvider", runtime.CUDA_OPTIONS)
 
 
 def test_cuda_asked_for_where_it_does_not_load_says_which_flag(model_dir):
-    from streamer.engine.session import cuda_available
+    from streamer.engine.runtime import cuda_available
 
     if cuda_available():
         pytest.skip("CUDA loads here")
@@ -333,7 +334,7 @@ def test_cuda_asked_for_where_it_does_not_load_says_which_flag(model_dir):
 def test_on_cuda_the_engine_reads_as_on_the_cpu(engine_fp32, model_dir):
     """Where CUDA loads: the default precision is fp32 there, the decoder keeps its cache on
     the GPU (IO binding), and it reads what the CPU reads (no TF32: same logits to 1e-3)."""
-    from streamer.engine.session import cuda_available
+    from streamer.engine.runtime import cuda_available
 
     if not cuda_available():
         pytest.skip("needs CUDAExecutionProvider (onnxruntime-gpu with CUDA 12/13 and cuDNN 9)")

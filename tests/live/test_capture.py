@@ -19,7 +19,9 @@ from audio_fixtures import tone
 from streamer.audio import SAMPLE_RATE, ms_to_samples
 from streamer.audiofile import read_audio
 from streamer.errors import AudioDeviceError, AudioFileError
-from streamer.live.capture import AudioSource, FileSource, MicSource
+from streamer.live.capture import AudioSource
+from streamer.live.filesource import FileSource
+from streamer.live.mic import MicSource
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -120,10 +122,10 @@ def test_missing_portaudio_is_a_one_line_dependency_error_only_when_a_mic_is_use
         "import ctypes.util\n"
         "real = ctypes.util.find_library\n"
         "ctypes.util.find_library = lambda name: None if 'portaudio' in name else real(name)\n"
-        "import streamer.live.capture\n"
+        "import streamer.live.mic\n"
         "from streamer.errors import DependencyError\n"
         "try:\n"
-        "    streamer.live.capture.MicSource('').start()\n"
+        "    streamer.live.mic.MicSource('').start()\n"
         "except DependencyError as error:\n"
         "    print('ERR', error)\n"
     )
@@ -139,7 +141,7 @@ def test_no_input_device_at_all_is_a_one_line_device_error():
         "if any(d['max_input_channels'] > 0 for d in sounddevice.query_devices()):\n"
         "    print('HAS-DEVICES')\n"
         "else:\n"
-        "    from streamer.live.capture import MicSource\n"
+        "    from streamer.live.mic import MicSource\n"
         "    from streamer.errors import AudioDeviceError\n"
         "    try:\n"
         "        MicSource('').start()\n"
@@ -155,7 +157,7 @@ def test_no_input_device_at_all_is_a_one_line_device_error():
 
 def _device_names() -> list[str]:
     try:
-        from streamer.live.capture import list_input_devices
+        from streamer.live.devices import list_input_devices
 
         return [device.name for device in list_input_devices()]
     except Exception as error:  # no PortAudio here: the device-name tests do not apply

@@ -7,13 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamer.audio import SAMPLE_RATE
-from streamer.live.commit import (
-    CommitUpdate,
-    LocalAgreement,
-    common_prefix_length,
-    normalize,
-    words_text,
-)
+from streamer.live.commit import CommitUpdate, LocalAgreement
+from streamer.live.wordtext import common_prefix_length, normalize, words_text
 from streamer.types import Hypothesis, Word
 
 MS = SAMPLE_RATE // 1000

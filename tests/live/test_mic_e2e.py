@@ -28,8 +28,7 @@ from audio_fixtures import (
     virtual_microphone,
 )
 
-from streamer.live.capture import list_input_devices
-from streamer.live.devices import refresh_portaudio
+from streamer.live.devices import list_input_devices, refresh_portaudio
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST = "Open the window and let the fresh air in."

@@ -12,7 +12,7 @@ import soundfile as sf
 from audio_fixtures import require_espeak, speech_samples, white_noise
 
 from streamer.config import load_config
-from streamer.live.capture import FileSource
+from streamer.live.filesource import FileSource
 from streamer.live.pipeline import Finished, Pipeline
 from streamer.types import Committed, Endpoint, Stats, Tentative
 

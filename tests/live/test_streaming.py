@@ -12,14 +12,8 @@ from hypothesis import strategies as st
 
 from streamer.audio import SAMPLE_RATE, seconds_to_samples
 from streamer.config import load_config
-from streamer.live.streaming import (
-    UNCOVERED_S,
-    UNREAD_AT_END_S,
-    StreamingTranscriber,
-    drop_crammed_tail,
-    drop_squeezed_repeats,
-    loop_cut,
-)
+from streamer.live.reading import drop_crammed_tail, drop_squeezed_repeats, loop_cut
+from streamer.live.streaming import UNCOVERED_S, UNREAD_AT_END_S, StreamingTranscriber
 from streamer.types import Hypothesis, Word
 
 

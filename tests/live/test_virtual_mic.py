@@ -24,8 +24,8 @@ from audio_fixtures import (
 from streamer.audio import SAMPLE_RATE
 from streamer.audiofile import read_audio
 from streamer.errors import AudioDeviceError
-from streamer.live.capture import DeviceLostError, MicSource, list_input_devices
-from streamer.live.devices import refresh_portaudio, resolve_input_device
+from streamer.live.devices import list_input_devices, refresh_portaudio, resolve_input_device
+from streamer.live.mic import DeviceLostError, MicSource
 from streamer.live.vad import detect_speech_spans
 from streamer.types import AudioBlock
 

@@ -18,7 +18,7 @@ import pytest
 import soundfile
 from audio_fixtures import require_espeak, speech_samples
 
-from streamer.output.sinks import CUE_LINE_CHARS
+from streamer.output.subtitles import CUE_LINE_CHARS
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTENCES = [

@@ -16,21 +16,17 @@ from pathlib import Path
 import pytest
 
 from streamer.errors import DependencyError, SinkError
-from streamer.output.sinks import (
+from streamer.output.keyboard import TextTyper, find_typing_tool
+from streamer.output.sinks import EmitLogSink, MultiSink, PlainSink
+from streamer.output.subtitles import (
     Cue,
-    EmitLogSink,
-    MultiSink,
-    PlainSink,
-    TextTyper,
-    TranscriptSink,
-    find_typing_tool,
     format_clock,
     format_srt_time,
     format_vtt_time,
     read_cues,
-    session_stem,
     write_subtitles,
 )
+from streamer.output.transcript import TranscriptSink, session_stem
 from streamer.types import CommittedWord, Endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,7 +248,7 @@ def test_subtitles_can_be_rebuilt_from_a_torn_jsonl(tmp_path):
 FULL_DISK_CHILD = """
 import json, os, resource, signal, sys
 from streamer.errors import SinkError
-from streamer.output.sinks import TranscriptSink
+from streamer.output.transcript import TranscriptSink
 from streamer.types import CommittedWord
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
@@ -313,7 +309,7 @@ def test_write_failure_mid_session_keeps_the_file_whole_reports_once_and_recover
 
 KILLED_CHILD = """
 import sys, time
-from streamer.output.sinks import TranscriptSink
+from streamer.output.transcript import TranscriptSink
 from streamer.types import CommittedWord, Endpoint
 
 sink = TranscriptSink(sys.argv[1], stem="killed")

@@ -1,10 +1,10 @@
 """The full-screen TUI in a real terminal: ``streamer live`` inside a detached tmux session.
 
 What a person sees is read back with ``tmux capture-pane -p`` (plain text, no escape codes):
-captions appear, the status bar names the input, the provider, the VAD state, lag and RTF;
-the layout follows a window resize; ``q`` quits with exit status 0 and leaves the committed
-text on the normal screen. The tmux server runs on its own socket (``tmux -L <unique>``) and
-only that server is killed afterwards.
+captions appear, the status bar names the input, the provider, the VAD state, lag and RTF,
+on one row even at 80 columns; the layout follows a window resize; ``q`` quits with exit
+status 0 and leaves the committed text on the normal screen. The tmux server runs on its own
+socket (``tmux -L <unique>``) and only that server is killed afterwards.
 """
 
 from __future__ import annotations
@@ -130,29 +130,40 @@ def wait_for(tmux: Tmux, predicate, timeout_s: float, what: str) -> list[str]:
 
 
 def status_text(rows: list[str]) -> str:
-    """The status bar: the last rows that hold status fields, joined."""
-    return " ".join(row for row in rows[-2:])
+    """The status bar: the bottom row (it never wraps onto a second one)."""
+    return rows[-1] if rows else ""
 
 
 def laid_out(height: int):
-    """A frame drawn for ``height`` rows: the status bar is on the bottom rows."""
-    return lambda rows: len(rows) == height and "RTF " in rows[-1] + rows[-2]
+    """A frame drawn for ``height`` rows: the status bar is on the bottom row."""
+    return lambda rows: len(rows) == height and "RTF " in rows[-1]
 
 
 def assert_layout(rows: list[str], width: int, height: int) -> None:
     """One frame that fits the window: ``height`` rows, none wider than ``width``, the status
-    bar at the bottom and present once (no leftovers of an older frame)."""
+    bar on the bottom row and present once (no leftovers of an older frame)."""
     assert len(rows) == height, rows
     assert all(len(row) <= width for row in rows)
     status = status_text(rows)
     assert "lag " in status and "RTF " in status, "\n".join(rows)
     screen = "\n".join(rows)
     assert screen.count("RTF ") == 1 and screen.count("lag ") == 1, screen
+    assert_one_status_row(rows)
     # the captions sit above the status bar, the newest text kept
     assert "station" in screen or "window" in screen, screen
 
 
-def test_tui_captions_status_resize_and_quit(tmux, speech_file, model_dir):
+STATUS_WORDS = ("lag ", "RTF ", "commit ", "dropped ", "xruns ", " Hz", SPEECH, SILENCE)
+
+
+def assert_one_status_row(rows: list[str]) -> None:
+    """The status fields are all on the bottom row: none spill onto the row above it."""
+    assert any(word in rows[-1] for word in STATUS_WORDS), "\n".join(rows)
+    spilled = [row for row in rows[:-1] if "\u2502" in row or any(w in row for w in STATUS_WORDS)]
+    assert not spilled, "\n".join(rows)
+
+
+def live_command(speech_file: Path) -> str:
     command = " ".join(
         [
             shlex.quote(sys.executable),
@@ -167,7 +178,11 @@ def test_tui_captions_status_resize_and_quit(tmux, speech_file, model_dir):
             "cpu",
         ]
     )
-    tmux.start(f"cd {shlex.quote(str(ROOT))} && {command}; echo EXIT=$?; sleep 120", 100, 30)
+    return f"cd {shlex.quote(str(ROOT))} && {command}; echo EXIT=$?; sleep 120"
+
+
+def test_tui_captions_status_resize_and_quit(tmux, speech_file, model_dir):
+    tmux.start(live_command(speech_file), 100, 30)
 
     # captions appear while the file plays; the VAD state follows the speech
     vad_states = set()
@@ -176,7 +191,7 @@ def test_tui_captions_status_resize_and_quit(tmux, speech_file, model_dir):
         def predicate(rows: list[str]) -> bool:
             status = status_text(rows)
             vad_states.update(s for s in (SPEECH, SILENCE) if s in status)
-            return words in "\n".join(rows[:-2])
+            return words in "\n".join(rows[:-1])
 
         return predicate
 
@@ -184,7 +199,7 @@ def test_tui_captions_status_resize_and_quit(tmux, speech_file, model_dir):
     assert tmux.size() == (100, 30)
     assert_layout(rows, 100, 30)
     status = status_text(rows)
-    assert "talk.wav @ 16000 Hz" in status
+    assert "talk.wav" in status  # at 100 columns the rate may give way to the commit latency
     assert "CPU" in status
     assert re.search(r"lag \d+\.\d s", status) and re.search(r"RTF \d+\.\d\d", status), status
     assert SPEECH in status or SILENCE in status, status
@@ -205,7 +220,7 @@ def test_tui_captions_status_resize_and_quit(tmux, speech_file, model_dir):
     time.sleep(0.3)
     rows = tmux.screen()
     assert_layout(rows, 120, 40)
-    assert "talk.wav" in status_text(rows)
+    assert "talk.wav @ 16000 Hz" in status_text(rows)
 
     # q quits: exit status 0, and the transcript stays on the normal screen
     pressed = time.monotonic()
@@ -218,3 +233,26 @@ def test_tui_captions_status_resize_and_quit(tmux, speech_file, model_dir):
     assert "RTF " not in screen, "the TUI frame was left behind on the normal screen"
     before_exit = screen.split("EXIT=")[0]
     assert "Open the window" in before_exit and "station" in before_exit, screen
+
+
+def test_tui_status_bar_is_one_row_at_80_columns(tmux, speech_file, model_dir):
+    """At 80 columns the status bar stays on one row: the least useful fields give way."""
+    tmux.start(live_command(speech_file), 80, 24)
+    rows = wait_for(tmux, lambda rows: "fresh air" in "\n".join(rows[:-1]), 40, "the first caption")
+    assert tmux.size() == (80, 24)
+    seen = set()
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:  # several frames, with the values changing
+        rows = tmux.screen()
+        assert len(rows) == 24 and all(len(row) <= 80 for row in rows), "\n".join(rows)
+        assert_one_status_row(rows)
+        status = status_text(rows)
+        for field in ("lag ", "RTF ", "commit "):
+            assert field in status, status  # the most useful fields survive at 80 columns
+        assert SPEECH in status or SILENCE in status, status
+        seen.add(status.rstrip())
+        time.sleep(0.25)
+    print("status bar at 80 columns:", *sorted(seen), sep="\n")
+    tmux("send-keys", "-t", "main", "q")
+    rows = wait_for(tmux, lambda rows: any(r.startswith("EXIT=") for r in rows), 20, "the exit")
+    assert "EXIT=0" in "\n".join(rows)

@@ -6,16 +6,26 @@ import dataclasses
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.cells import cell_len
 from rich.console import Console
 from rich.live import Live
 
 from streamer.config import UiConfig
+from streamer.output.statusbar import (
+    ORDER,
+    bar_width,
+    fit_fields,
+    ladder,
+    level_meter,
+    status_bar,
+)
 from streamer.output.ui import (
     LiveView,
     TranscriptModel,
     export_svg,
     fold,
-    level_meter,
     render,
 )
 from streamer.types import (
@@ -101,7 +111,7 @@ def test_tentative_words_are_dim_and_committed_words_are_not():
 
 
 def test_status_bar_fields_are_present_and_formatted():
-    status = " ".join(screen_text(meeting_state())[-2:])
+    status = screen_text(meeting_state(), width=200)[-1]
     for expected in (
         "\u25cf speech",
         "\u2588" * 6 + "\u2591" * 4 + "  -23 dB",
@@ -111,17 +121,122 @@ def test_status_bar_fields_are_present_and_formatted():
         "dropped 0.5 s",
         "xruns 2",
         "CUDA",
-        "USB Audio Device: Microphon\u2026 @ 48000 Hz",
+        "USB Audio Device: Microphone (hw:2,0) @ 48000 Hz",
     ):
         assert expected in status, expected
 
 
 def test_status_bar_when_idle():
     state = TranscriptState(device="", provider="CPU")
-    status = " ".join(screen_text(state)[-2:])
+    status = screen_text(state, width=200)[-1]
     for expected in ("\u25cb silence", "commit -", "lag 0.0 s", "xruns 0", "CPU", "default input"):
         assert expected in status, expected
     assert "Hz" not in status  # no rate known yet
+
+
+# --- the status bar: one row at any width -------------------------------------------------
+
+LONG_DEVICE = "alsa_input.usb-Blue_Microphones_Yeti_Stereo_Microphone_REV8-00.analog-stereo"
+
+
+def status_lines(state: TranscriptState, width: int) -> list[str]:
+    """The status bar alone, printed on a capture console ``width`` columns wide."""
+    console = capture_console(width, 24)
+    console.print(status_bar(state, width))
+    return console.export_text().splitlines()
+
+
+def with_stats(stats: Stats, device: str = LONG_DEVICE, rate: int = 48000) -> TranscriptState:
+    return TranscriptState(stats=stats, device=device, device_rate=rate, provider="CUDA")
+
+
+def priority(state: TranscriptState) -> list[str]:
+    """Field names, most useful first."""
+    return list(dict.fromkeys(name for name, _ in ladder(state)))
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 200])
+def test_status_bar_is_one_row_on_a_full_screen_too(width):
+    state = dataclasses.replace(meeting_state(), device="USB Audio Device: Microphone " * 4)
+    rows = screen_text(state, width=width)
+    assert len(rows) == 24 and all(len(row) <= width for row in rows)
+    assert [row for row in rows if "lag " in row] == [rows[-1]]
+    assert not any(word in rows[-2] for word in ("RTF", "xruns", "dropped", "CUDA", "Hz"))
+    assert "tentative" in rows[-2]  # the newest words sit right above the bar
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 200])
+def test_status_bar_with_alarms_and_a_long_device_name_is_one_row(width):
+    stats = dataclasses.replace(
+        BUSY_STATS, captured_samples=16000 * 100, decoded_samples=16000 * 12, xruns=12345
+    )
+    lines = status_lines(with_stats(stats), width)
+    assert len(lines) == 1, lines
+    assert len(lines[0]) == width  # padded to the full width, never beyond it
+    for expected in ("\u25cf speech", "lag 88.0 s", "dropped 0.5 s", "xruns 12345"):
+        assert expected in lines[0], (expected, lines[0])
+
+
+def test_the_most_useful_fields_survive_at_80_columns():
+    line = status_lines(with_stats(BUSY_STATS), 80)[0]
+    assert line.rstrip() == (
+        "\u25cf speech \u2502 -23 dB \u2502 lag 1.0 s \u2502 commit 0.87 s \u2502 "
+        "dropped 0.5 s \u2502 xruns 2"
+    )
+    quiet = dataclasses.replace(BUSY_STATS, dropped_samples=0, xruns=0)
+    line = status_lines(with_stats(quiet), 80)[0]
+    assert line.rstrip() == (
+        f"\u25cf speech \u2502 {level_meter(-23.4)} \u2502 lag 1.0 s \u2502 commit 0.87 s \u2502 "
+        "RTF 0.12 \u2502 CUDA"
+    )
+    assert "dropped" not in line and "xruns" not in line  # zeros go before anything else
+
+
+def test_the_device_name_is_shortened_before_it_is_dropped():
+    quiet = dataclasses.replace(BUSY_STATS, dropped_samples=0, xruns=0)
+    lines = {width: status_lines(with_stats(quiet), width)[0].rstrip() for width in (100, 120)}
+    assert lines[100].endswith("CUDA \u2502 alsa_input.usb-Blue_M\u2026")  # the rate goes first
+    assert lines[120].endswith("CUDA \u2502 alsa_input.usb-Blue_Microphones_Yeti_St\u2026")
+    assert len(lines[100]) == 100  # the name takes the room left
+    assert len(lines[120]) < 120  # a name is cut at MAX_DEVICE_CHARS even where there is room
+    wide = status_lines(with_stats(quiet, "Built-in", 44100), 120)[0]
+    assert "Built-in @ 44100 Hz" in wide
+
+
+stats_strategy = st.builds(
+    Stats,
+    captured_samples=st.integers(0, 16000 * 3600 * 100),
+    decoded_samples=st.integers(0, 16000 * 3600),
+    real_time_factor=st.floats(0, 1000, allow_nan=False),
+    dropped_samples=st.integers(0, 16000 * 3600 * 100),
+    xruns=st.integers(0, 10**9),
+    vad_state=st.sampled_from(["speech", "silence"]),
+    input_level_db=st.floats(-200, 20, allow_nan=False),
+    last_commit_latency_s=st.none() | st.floats(0, 10**4, allow_nan=False),
+)
+device_names = st.text(st.characters(categories=["L", "N", "P", "Zs"]), max_size=120)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    width=st.integers(80, 300),
+    stats=stats_strategy,
+    device=device_names,
+    rate=st.sampled_from([0, 8000, 16000, 44100, 48000, 192000]),
+    provider=st.sampled_from(["CPU", "CUDA", "TensorrtExecutionProvider"]),
+)
+def test_status_bar_is_always_one_row_within_the_width(width, stats, device, rate, provider):
+    state = TranscriptState(stats=stats, device=device, device_rate=rate, provider=provider)
+    bar = status_bar(state, width)
+    assert bar.cell_len == width
+    lines = status_lines(state, width)
+    assert len(lines) == 1 and cell_len(lines[0]) <= width, lines
+    fields = fit_fields(state, width)
+    assert bar_width(list(fields.values())) <= width
+    # a field is shown only if every more useful one is: the shown ones are a prefix by priority
+    ranked = priority(state)
+    assert ranked[: len(fields)] == [name for name in ranked if name in fields]
+    assert list(fields) == [name for name in ORDER if name in fields]  # drawn in a fixed order
 
 
 @pytest.mark.parametrize(
@@ -144,8 +259,8 @@ def test_notice_line_is_shown_only_when_set():
     assert not any(row.startswith("!") for row in screen_text(state))
     with_notice = fold(state, Notice("disk full: transcript not saved", "error"))
     rows = screen_text(with_notice)
-    assert "! error: disk full: transcript not saved" in rows[-3]
-    assert "Now the current" in rows[-4]
+    assert "! error: disk full: transcript not saved" in rows[-2]
+    assert "Now the current" in rows[-3]
 
 
 def test_history_is_bounded_after_endpoints_and_after_long_lines():
@@ -165,7 +280,7 @@ def test_a_partly_visible_history_line_shows_its_end():
     state = fold(fold(TranscriptState(), committed(" " + words)), Endpoint(0, "silence", 0.0))
     state = fold(state, committed(" newest"))
     rows = screen_text(state, width=20, height=6)
-    assert "a60" in rows[-3] and "newest" in rows[-2]
+    assert "a60" in rows[-3] and "newest" in rows[-2]  # right above the one-row status bar
     assert "a1 " not in " ".join(rows)
 
 
@@ -269,7 +384,7 @@ def test_the_input_description_can_change_after_a_reconnect():
     state = model.state
     assert (state.device, state.device_rate, state.provider) == ("USB Mic", 48000, "CUDA")
     assert state.current_line == "kept" and state.stats == BUSY_STATS
-    assert "USB Mic @ 48000 Hz" in " ".join(screen_text(state)[-2:])
+    assert "USB Mic @ 48000 Hz" in screen_text(state, width=200)[-1]
 
 
 def test_snapshots_are_immutable_and_unknown_events_are_rejected():

@@ -24,7 +24,9 @@ import onnx
 
 from streamer.engine.export import RECIPE
 from streamer.engine.export.ct2 import read_ct2_model
-from streamer.engine.export.graph import WhisperDims, build_decoder, build_encoder
+from streamer.engine.export.decoder_graph import build_decoder
+from streamer.engine.export.encoder_graph import build_encoder
+from streamer.engine.export.graph import WhisperDims
 from streamer.engine.export.quantize import quantize_model
 from streamer.engine.manifest import write_manifest
 from streamer.errors import ModelLoadError

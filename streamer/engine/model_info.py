@@ -1,0 +1,84 @@
+"""A Whisper model directory as the runtime reads it: the file names of each precision (the
+Xenova/onnx-community names, which our build writes too) and the model's facts, read from
+config.json and generation_config.json.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamer.engine.manifest import verify_files
+from streamer.errors import ModelLoadError
+
+ENCODER_FILES = {"fp32": "encoder_model.onnx", "int8": "encoder_model_quantized.onnx"}
+DECODER_FILES = {"fp32": "decoder_model_merged.onnx", "int8": "decoder_model_merged_quantized.onnx"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the runtime needs to know about a Whisper model directory."""
+
+    directory: Path
+    encoder_path: Path
+    decoder_path: Path
+    precision: str
+    n_mels: int
+    n_audio_ctx: int
+    n_text_ctx: int
+    n_text_layer: int
+    n_text_head: int
+    n_text_state: int
+    n_vocab: int
+    is_multilingual: bool
+    suppress_tokens: tuple[int, ...]
+    begin_suppress_tokens: tuple[int, ...]
+    alignment_heads: tuple[tuple[int, int], ...]
+
+    def describe(self) -> str:
+        return f"{self.directory.name} ({self.encoder_path.name} + {self.decoder_path.name})"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise ModelLoadError(f"{path} is missing; the model directory is incomplete") from error
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{path} is damaged ({error}); rebuild the model") from error
+
+
+def read_model_info(directory: Path, precision: str, verify: bool = True) -> ModelInfo:
+    """Pick the encoder/decoder files for ``precision`` and read the model's facts."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelLoadError(
+            f"model directory {directory} does not exist; build it with: streamer models build"
+        )
+    if precision not in ENCODER_FILES:
+        raise ModelLoadError(f"unknown precision {precision!r}; valid: fp32, int8")
+    encoder, decoder = ENCODER_FILES[precision], DECODER_FILES[precision]
+    if verify:
+        verify_files(directory, [encoder, decoder, "tokenizer.json", "config.json"], full=True)
+    config = _read_json(directory / "config.json")
+    generation_path = directory / "generation_config.json"
+    generation = _read_json(generation_path) if generation_path.exists() else {}
+    heads = generation.get("alignment_heads") or []
+    return ModelInfo(
+        directory=directory,
+        encoder_path=directory / encoder,
+        decoder_path=directory / decoder,
+        precision=precision,
+        n_mels=int(config.get("num_mel_bins", 80)),
+        n_audio_ctx=int(config.get("max_source_positions", 1500)),
+        n_text_ctx=int(config.get("max_target_positions", 448)),
+        n_text_layer=int(config["decoder_layers"]),
+        n_text_head=int(config["decoder_attention_heads"]),
+        n_text_state=int(config["d_model"]),
+        n_vocab=int(config["vocab_size"]),
+        is_multilingual=int(config["vocab_size"]) >= 51865,
+        suppress_tokens=tuple(generation.get("suppress_tokens", config.get("suppress_tokens", []))),
+        begin_suppress_tokens=tuple(generation.get("begin_suppress_tokens", [220, 50256])),
+        alignment_heads=tuple((int(layer), int(head)) for layer, head in heads),
+    )

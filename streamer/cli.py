@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--format", choices=("txt", "srt", "vtt", "jsonl"), default="txt")
     transcribe.add_argument("--output", help="directory for one output file per input")
     transcribe.add_argument("--initial-prompt", help="text that primes the vocabulary")
+    transcribe.add_argument(
+        "--no-vad-filter",
+        action="store_true",
+        help="read the whole file window by window, silence included (default: speech regions)",
+    )
     _model_args(transcribe)
 
     models = commands.add_parser("models", help="build or list models")
@@ -138,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     offline.add_argument("--manifest", required=True)
     offline.add_argument("--threads", type=int, default=2)
     offline.add_argument("--limit", type=int, help="first N items of each set")
-    offline.add_argument("--sets", default="librispeech,longform")
+    offline.add_argument("--sets", default="librispeech,longform,session")
     offline.add_argument("--no-reference", action="store_true", help="skip faster-whisper")
     offline.add_argument("--model-device", choices=("auto", "cpu", "cuda"), default="cpu")
     offline.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
@@ -245,11 +250,14 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                 f"cannot create output directory {out_dir}: {error.strerror}; "
                 "choose a writable --output"
             ) from error
+    offline = replace(
+        config.offline, vad_filter=config.offline.vad_filter and not args.no_vad_filter
+    )
     engine = Engine(config.model, log=_err)
     _err(f"model: {engine.describe()}")
     for path in args.files:
         with _progress(Path(path).name) as progress:
-            result = transcribe_file(engine, path, decode, progress)
+            result = transcribe_file(engine, path, decode, progress, offline, config.vad)
         text = render(result.transcript, args.format)
         rtf = result.compute_s / max(result.transcript.duration_s, 1e-9)
         if args.output:

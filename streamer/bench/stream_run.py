@@ -102,4 +102,6 @@ def offline_text(engine, path: Path, config: Config) -> str:
     """Our own whole-file transcript with the mode's decode options."""
     from streamer.engine.transcribe import transcribe_file
 
-    return transcribe_file(engine, path, config.decode).transcript.text
+    return transcribe_file(
+        engine, path, config.decode, offline=config.offline, vad=config.vad
+    ).transcript.text

@@ -20,11 +20,12 @@ from streamer.audio import (
     SAMPLE_RATE,
     TIME_PRECISION_S,
 )
-from streamer.config import DecodeOptions, ModelConfig
+from streamer.config import DecodeOptions, ModelConfig, OfflineConfig, VadConfig
 from streamer.engine.decoding import DecodeTask, DecodingResult
 from streamer.engine.frontend import window_features
 from streamer.engine.model_info import read_model_info
 from streamer.engine.models import resolve_model_dir
+from streamer.engine.regions import speech_regions
 from streamer.engine.runtime import choose_precision
 from streamer.engine.session import DecoderSession, EncoderSession
 from streamer.engine.tokenizer import Tokenizer
@@ -255,10 +256,42 @@ class TimedTranscript:
     compute_s: float
 
 
+def transcribe_speech(
+    engine: Engine,
+    blocks: Iterator[np.ndarray],
+    total_samples: int,
+    options: DecodeOptions,
+    offline: OfflineConfig = OfflineConfig(),
+    vad: VadConfig = VadConfig(),
+    progress: Callable[[float], None] | None = None,
+) -> Iterator[Segment]:
+    """Segments of a block stream: region by region (``offline.vad_filter``), each read as a
+    recording of its own, or the whole stream as Whisper reads it."""
+    if not offline.vad_filter:
+        yield from transcribe_blocks(engine, blocks, total_samples, options, progress)
+        return
+    for region in speech_regions(blocks, vad, offline):
+        offset_s = region.start_sample / SAMPLE_RATE
+        end_s = region.end_sample / SAMPLE_RATE
+        pieces = iter((region.samples,))
+        for segment in transcribe_blocks(engine, pieces, len(region.samples), options):
+            yield replace(
+                segment,
+                start_s=round(min(segment.start_s + offset_s, end_s), 3),
+                end_s=round(min(segment.end_s + offset_s, end_s), 3),
+            )
+        if progress:
+            progress(min(region.end_sample / max(total_samples, 1), 1.0))
+    if progress:
+        progress(1.0)
+
+
 def transcribe_audio(
     engine: Engine,
     audio: np.ndarray,
     options: DecodeOptions = DecodeOptions(),
+    offline: OfflineConfig = OfflineConfig(),
+    vad: VadConfig = VadConfig(),
 ) -> Transcript:
     """Transcribe an in-memory waveform (16 kHz float32 mono)."""
     block = N_SAMPLES
@@ -267,7 +300,7 @@ def transcribe_audio(
         for start in range(0, len(audio), block):
             yield audio[start : start + block]
 
-    segments = tuple(transcribe_blocks(engine, blocks(), len(audio), options))
+    segments = tuple(transcribe_speech(engine, blocks(), len(audio), options, offline, vad))
     return Transcript(segments=segments, duration_s=len(audio) / SAMPLE_RATE)
 
 
@@ -276,6 +309,8 @@ def transcribe_file(
     path,
     options: DecodeOptions = DecodeOptions(),
     progress: Callable[[float], None] | None = None,
+    offline: OfflineConfig = OfflineConfig(),
+    vad: VadConfig = VadConfig(),
 ) -> TimedTranscript:
     """Transcribe a file of any format/rate/channels, streamed from disk in blocks."""
     from streamer.audiofile import audio_info, stream_audio
@@ -283,9 +318,8 @@ def transcribe_file(
     info = audio_info(path)
     total = int(round(info.duration_s * SAMPLE_RATE))
     started = time.perf_counter()
-    segments = tuple(
-        transcribe_blocks(engine, stream_audio(path, N_SAMPLES), total, options, progress)
-    )
+    blocks = stream_audio(path, N_SAMPLES)
+    segments = tuple(transcribe_speech(engine, blocks, total, options, offline, vad, progress))
     transcript = Transcript(segments=segments, duration_s=info.duration_s)
     return TimedTranscript(transcript, time.perf_counter() - started)
 

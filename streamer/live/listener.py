@@ -21,8 +21,8 @@ from streamer.live.buffer import RingBuffer
 from streamer.live.capture import AudioSource
 from streamer.live.mic import DeviceLostError
 from streamer.live.outlet import EventOutlet
-from streamer.live.vad import VadGate
 from streamer.types import Notice, VadEvent
+from streamer.vad import VadGate
 
 POLL_S = 0.01
 REOPEN_EVERY_S = 1.0

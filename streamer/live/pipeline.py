@@ -30,8 +30,8 @@ from streamer.live.inference import Inference
 from streamer.live.listener import Listener
 from streamer.live.outlet import JOIN_TIMEOUT_S, EventOutlet, Finished
 from streamer.live.streaming import StreamingTranscriber
-from streamer.live.vad import VadGate
 from streamer.types import PipelineEvent, Stats
+from streamer.vad import VadGate
 
 __all__ = ["Finished", "Pipeline"]
 

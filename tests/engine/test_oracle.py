@@ -56,12 +56,12 @@ def _transcribe_all(transcriber, librispeech) -> list[Transcription]:
 
 @pytest.fixture(scope="session")
 def ours_fp32(librispeech) -> list[Transcription]:
-    return _transcribe_all(OursTranscriber("fp32", THREADS, "cpu"), librispeech)
+    return _transcribe_all(OursTranscriber("fp32", THREADS, "cpu", vad_filter=False), librispeech)
 
 
 @pytest.fixture(scope="session")
 def ours_int8(librispeech) -> list[Transcription]:
-    return _transcribe_all(OursTranscriber("int8", THREADS, "cpu"), librispeech)
+    return _transcribe_all(OursTranscriber("int8", THREADS, "cpu", vad_filter=False), librispeech)
 
 
 @pytest.fixture(scope="session")

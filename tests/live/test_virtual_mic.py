@@ -26,8 +26,8 @@ from streamer.audiofile import read_audio
 from streamer.errors import AudioDeviceError
 from streamer.live.devices import list_input_devices, refresh_portaudio, resolve_input_device
 from streamer.live.mic import DeviceLostError, MicSource
-from streamer.live.vad import detect_speech_spans
 from streamer.types import AudioBlock
+from streamer.vad import detect_speech_spans
 
 pytestmark = [needs_pulseaudio, needs_espeak]
 

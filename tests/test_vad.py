@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from streamer.audio import SAMPLE_RATE, ms_to_samples
 from streamer.config import VadConfig
 from streamer.errors import ConfigError
-from streamer.live.vad import END_TAIL_MS, VadGate, detect_speech_spans, spans_from_events
 from streamer.types import (
     AudioBlock,
     PauseOnset,
@@ -32,6 +31,7 @@ from streamer.types import (
     SpeechSpan,
     SpeechStart,
 )
+from streamer.vad import END_TAIL_MS, VadGate, detect_speech_spans, spans_from_events
 
 SENTENCES = (
     "The birch canoe slid on the smooth planks.",

@@ -155,8 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--mode", choices=MODES, default="captions")
     stream.add_argument("--config", help="TOML file over the preset (to compare settings)")
     stream.add_argument(
-        "--chapters", action="store_true", help="LibriSpeech chapters instead of long-form files"
+        "--set",
+        choices=("longform", "session", "chapters", "all"),
+        default="longform",
+        help="which recordings to play (default: longform)",
     )
+    stream.add_argument("--chapters", action="store_true", help="the same as --set chapters")
     stream.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     soak = bench_sub.add_parser("soak", help="hours of audio on the virtual clock")
     soak.add_argument("--minutes", type=float, default=60.0)

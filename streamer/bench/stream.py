@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 from streamer.bench.common import code_state, err, require_psutil
-from streamer.bench.stream_items import StreamItem, chapter_items, read_stream_items, silence_files
+from streamer.bench.stream_items import StreamItem, silence_files, stream_items
 from streamer.bench.stream_metrics import silence_row, summarize
 from streamer.bench.stream_report import RunContext, print_report, write_json
 from streamer.bench.stream_run import offline_text, run_file
@@ -50,12 +50,12 @@ from streamer.config import load_config
 
 
 def stream(args: argparse.Namespace) -> int:
-    """``streamer bench stream``: play the long-form files (or chapters), print the table."""
+    """``streamer bench stream``: play the files of a set (long-form, sessions, chapters or
+    all), print the table."""
+    set_name = "chapters" if getattr(args, "chapters", False) else getattr(args, "set", None)
     with tempfile.TemporaryDirectory() as folder:
-        if getattr(args, "chapters", False):
-            items = chapter_items(args.manifest, Path(folder), getattr(args, "limit", None))
-        else:
-            items = read_stream_items(args.manifest, getattr(args, "limit", None))
+        limit = getattr(args, "limit", None)
+        items = stream_items(args.manifest, set_name or "longform", Path(folder), limit)
         return _stream(args, items)
 
 
@@ -97,6 +97,18 @@ def _stream(args: argparse.Namespace, items: list[StreamItem]) -> int:
     rows = [
         summarize([run], [item], [text], item.id) for run, item, text in zip(runs, items, offline)
     ]
+    groups = list(dict.fromkeys(item.group for item in items))
+    if len(groups) > 1:  # one row per set, then all of them
+        for group in groups:
+            picked = [i for i, item in enumerate(items) if item.group == group]
+            rows.append(
+                summarize(
+                    [runs[i] for i in picked],
+                    [items[i] for i in picked],
+                    [offline[i] for i in picked],
+                    f"{group} (all)",
+                )
+            )
     overall = summarize(runs, items, offline, "overall")
     silence = silence_row(quiet)
     context = RunContext(engine.describe(), code, mode, pace, load_before, load_after, other_cores)

@@ -35,16 +35,38 @@ class StreamItem:
     reference: str
     duration_s: float
     segments: tuple[SpeechSegment, ...]  # empty: the whole file is one segment
+    group: str = "longform"  # the set it belongs to: longform, session or chapters
 
 
-def read_stream_items(manifest: str | Path, limit: int | None = None) -> list[StreamItem]:
-    """The ``longform`` items of ``manifest`` in file order (the first ``limit``)."""
+STREAM_SETS = ("longform", "session", "chapters")
+
+
+def stream_items(
+    manifest: str | Path, set_name: str, folder: Path, limit: int | None = None
+) -> list[StreamItem]:
+    """The items of one set (``longform``, ``session``, ``chapters``) or of ``all`` of them,
+    the first ``limit`` of each; joined chapters are written under ``folder``."""
+    names = STREAM_SETS if set_name == "all" else (set_name,)
+    items = []
+    for name in names:
+        if name == "chapters":
+            items += chapter_items(manifest, folder, limit)
+        else:
+            items += read_stream_items(manifest, limit, name)
+    return items
+
+
+def read_stream_items(
+    manifest: str | Path, limit: int | None = None, set_name: str = "longform"
+) -> list[StreamItem]:
+    """The items of ``manifest`` whose set is ``set_name``, in file order (the first
+    ``limit``): long recordings with a reference and, where given, its segment times."""
     path = Path(manifest)
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     items = []
     for record in manifest_records(path):
-        if record.get("set") != "longform":
+        if record.get("set") != set_name:
             continue
         segments = tuple(
             SpeechSegment(float(s["start_s"]), float(s["end_s"]))
@@ -57,10 +79,11 @@ def read_stream_items(manifest: str | Path, limit: int | None = None) -> list[St
                 reference=record["text"],
                 duration_s=float(record["duration_s"]),
                 segments=segments,
+                group=set_name,
             )
         )
     if not items:
-        raise ConfigError(f"{path} has no items of set 'longform'")
+        raise ConfigError(f"{path} has no items of set {set_name!r}")
     return items[:limit]
 
 
@@ -108,7 +131,8 @@ def _join_chapter(key: str, utterances: list[dict], root: Path, folder: Path) ->
     path = folder / f"{key}.wav"
     soundfile.write(path, audio, SAMPLE_RATE, subtype="FLOAT")
     reference = " ".join(u["text"] for u in utterances)
-    return StreamItem(key, path, reference, len(audio) / SAMPLE_RATE, tuple(segments))
+    duration_s = len(audio) / SAMPLE_RATE
+    return StreamItem(key, path, reference, duration_s, tuple(segments), "chapters")
 
 
 def silence_files(folder: Path) -> list[Path]:

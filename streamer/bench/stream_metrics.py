@@ -14,14 +14,23 @@ from streamer.bench.stream_run import StreamRun
 from streamer.types import CommittedWord
 
 
+def spoken(words: Sequence[CommittedWord]) -> list[CommittedWord]:
+    """The words that say something: a stop committed on its own (held at a pause until the
+    sentence is known to end) is punctuation, not a word that became final late."""
+    return [w for w in words if any(char.isalnum() for char in w.text)]
+
+
 def commit_latencies(words: Sequence[CommittedWord]) -> np.ndarray:
-    """Seconds from the end of each word to its commit, shape (n_words,)."""
-    return np.array([w.emitted_at_s - w.end_sample / SAMPLE_RATE for w in words], dtype=float)
+    """Seconds from the end of each spoken word to its commit, shape (n_words,)."""
+    return np.array(
+        [w.emitted_at_s - w.end_sample / SAMPLE_RATE for w in spoken(words)], dtype=float
+    )
 
 
 def seen_latencies(words: Sequence[CommittedWord], seen_s: Sequence[float]) -> np.ndarray:
-    """Seconds from the end of each word to the moment the benchmark received it."""
-    return np.array([s - w.end_sample / SAMPLE_RATE for w, s in zip(words, seen_s)], dtype=float)
+    """Seconds from the end of each spoken word to the moment the benchmark received it."""
+    said = [(w, s) for w, s in zip(words, seen_s) if any(char.isalnum() for char in w.text)]
+    return np.array([s - w.end_sample / SAMPLE_RATE for w, s in said], dtype=float)
 
 
 def final_latencies(
@@ -30,6 +39,7 @@ def final_latencies(
     """End of speech to final, one value per reference segment that got words:
     emit time of the last committed word whose midpoint lies in the segment, minus the
     segment's end. Returns (latencies, segments without any word)."""
+    words = spoken(words)
     if not segments:
         if not words:
             return [], 1

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from streamer.audio import ms_to_samples
 from streamer.live.seams import CommittedTail
 from streamer.live.voting import Voting
-from streamer.live.wordtext import SENTENCE_END, common_prefix_length, words_text
+from streamer.live.wordtext import SENTENCE_END, common_prefix_length, normalize, words_text
 from streamer.types import Hypothesis, Word
 
 
@@ -117,6 +117,8 @@ class LocalAgreement:
         )
         self._boundary_sample = 0  # end of the last committed sentence or segment
         self._tentative: tuple[Word, ...] = ()
+        # the stop taken off a word committed at a pause, until the sentence is known to end
+        self._held_stop: Word | None = None
 
     # --- the policy ---------------------------------------------------------------------------
 
@@ -141,7 +143,7 @@ class LocalAgreement:
             agreed += self._voting.settled_count(voters, agreed, hypothesis.window_end_sample)
         newest = candidates[-1]
         # The newest reading had the most audio, so its spelling and timing are kept.
-        committed = self._commit(newest[:agreed])
+        committed = self._commit(self._release_stop(newest[:agreed], [hypothesis]))
         self._tentative = newest[agreed:]
         return CommitUpdate(committed, self._tentative)
 
@@ -154,6 +156,11 @@ class LocalAgreement:
         if until_sample is not None:
             ready = self._ending_by(ready, until_sample)
         left = len(self._tentative) - len(ready)
+        ready = self._release_stop(ready, list(reversed(self._history)))
+        if not end_of_utterance:
+            ready = self._hold_stop(ready)
+        elif self._held_stop is not None:  # the utterance ended where the sentence did
+            ready, self._held_stop = (*ready, self._held_stop), None
         committed = self._commit(ready)
         if end_of_utterance:
             self._tail.seal()
@@ -237,6 +244,46 @@ class LocalAgreement:
         if longer and common_prefix_length([tentative, words]) == len(tentative):
             return words
         return tentative
+
+    def _hold_stop(self, words: tuple[Word, ...]) -> tuple[Word, ...]:
+        """``words`` with the sentence-final stop taken off the last one, and kept aside.
+
+        A reading taken at a pause ends where the audio does, and Whisper closes a sentence
+        there that the speaker goes on with ("may just be considered." then "as the
+        invention"): committed as read, the stop would stand mid-sentence for good."""
+        if not words:
+            return words
+        last = words[-1]
+        body = last.text.rstrip()
+        bare = body.rstrip("".join(SENTENCE_END))
+        if bare == body or not normalize(bare):
+            return words
+        stop = body[len(bare) :]
+        self._held_stop = Word(stop, last.end_sample, last.end_sample, last.probability)
+        return (*words[:-1], replace(last, text=bare))
+
+    def _release_stop(
+        self, words: tuple[Word, ...], readings: Sequence[Hypothesis]
+    ) -> tuple[Word, ...]:
+        """``words`` (new words to commit) after the held stop if the newest of ``readings``
+        that holds them closes the sentence before them; without it if that reading goes on
+        with the sentence. With no new words the stop stays held."""
+        held = self._held_stop
+        if held is None or not words:
+            return words
+        self._held_stop = None
+        first = words[0]
+        for reading in readings:
+            index = next((i for i, w in enumerate(reading.words) if w is first), None)
+            if index is None:
+                continue
+            if index == 0:  # the reading starts with the new words: a capital starts anew
+                closes = first.text.strip()[:1].isupper()
+            else:
+                closes = reading.words[index - 1].text.rstrip().endswith(held.text)
+            return (held, *words) if closes else words
+        # the new words are the rest of the last committed word: the sentence went on
+        return words
 
     def _commit(self, words: Sequence[Word]) -> tuple[Word, ...]:
         """Append words to the committed stream; a word that closes a sentence marks a place

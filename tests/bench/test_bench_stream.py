@@ -25,8 +25,8 @@ needs_eval = pytest.mark.skipif(
 )
 
 
-def _word(start_s: float, end_s: float, emitted_at_s: float) -> CommittedWord:
-    return CommittedWord(" w", int(start_s * 16000), int(end_s * 16000), emitted_at_s)
+def _word(start_s: float, end_s: float, emitted_at_s: float, text: str = " w") -> CommittedWord:
+    return CommittedWord(text, int(start_s * 16000), int(end_s * 16000), emitted_at_s)
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -67,6 +67,34 @@ def test_seam_repeats_count_phrases_said_twice_only_by_the_stream():
     spoken = "we will fight on the beaches, on the beaches"
     assert seam_repeats(spoken, spoken) == 0
     assert seam_repeats("red fox red fox blue sky blue sky", "red fox blue sky") == 2
+
+
+def test_a_held_stop_is_no_late_word():
+    """A stop committed on its own at the end of an utterance is punctuation: the latencies
+    count the words."""
+    words = [_word(0.0, 1.0, 1.2), _word(1.0, 1.0, 1.9, text=".")]
+    assert commit_latencies(words).tolist() == pytest.approx([0.2])
+    assert final_latencies(words, [SpeechSegment(0.0, 1.0)]) == (pytest.approx([0.2]), 0)
+
+
+def test_sets_are_read_one_at_a_time_or_all_together(tmp_path):
+    from streamer.bench.stream_items import stream_items
+
+    manifest = tmp_path / "manifest.jsonl"
+    lines = [
+        '{"id": "lf", "path": "lf.wav", "text": "x", "set": "longform", "duration_s": 9}',
+        '{"id": "s1", "path": "s1.wav", "text": "y", "set": "session", "duration_s": 5,'
+        ' "segments": [{"start_s": 0.5, "end_s": 2.0}]}',
+    ]
+    manifest.write_text("\n".join(lines) + "\n")
+    (session,) = stream_items(manifest, "session", tmp_path)
+    assert (session.id, session.group, session.segments) == (
+        "s1",
+        "session",
+        (SpeechSegment(0.5, 2.0),),
+    )
+    with pytest.raises(ConfigError, match="no LibriSpeech chapters"):
+        stream_items(manifest, "all", tmp_path)  # every set must be there
 
 
 def test_limit_must_be_positive(tmp_path):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from streamer.audio import SAMPLE_RATE
 from streamer.live.commit import CommitUpdate, LocalAgreement
-from streamer.live.wordtext import common_prefix_length, normalize, words_text
+from streamer.live.wordtext import SENTENCE_END, common_prefix_length, normalize, words_text
 from streamer.types import Hypothesis, Word
 
 MS = SAMPLE_RATE // 1000
@@ -177,7 +177,8 @@ def test_words_crammed_at_the_end_of_the_window_do_not_vote():
     invented = [word(t, 2.0, 2.02) for t in (" were", " the", " chief", " actors.")]
     step = reading([*heard, *invented], 0, int(2.05 * SAMPLE_RATE))
     assert words_text(feed(policy, step, step)) == "where the chief actors"
-    assert words_text(policy.force_commit().newly_committed) == "were the chief actors."
+    update = policy.force_commit(end_of_utterance=True)
+    assert words_text(update.newly_committed) == "were the chief actors."
 
 
 def test_committed_words_are_not_committed_again_when_restated_with_jitter():
@@ -456,8 +457,10 @@ def apply(policy: LocalAgreement, operation) -> CommitUpdate:
     tentative = policy.tentative
     update = policy.force_commit(until_sample=until)
     # the leading words of the tentative tail: all of them, or those that end by ``until``
-    ready = tentative[: len(update.newly_committed)]
-    assert [w.text for w in update.newly_committed] == [w.text for w in ready]
+    # (a sentence stop may be held back at the pause, or come before them: see below)
+    said = [w.text for w in update.newly_committed if normalize(w.text)]
+    ready = tentative[: len(said)]
+    assert [normalize(text) for text in said] == [normalize(w.text) for w in ready]
     if until is None:
         assert len(ready) == len(tentative)
     else:
@@ -483,7 +486,9 @@ def test_committed_stream_is_append_only_monotonic_and_bounded(ops, n, contested
         assert policy.committed_words == (before + update.newly_committed)[-6:]
         assert policy.n_committed == len(stream)
         assert policy.committed_end_sample == (stream[-1].end_sample if stream else 0)
-    assert {w.text for w in stream} <= fed_texts
+    stopless = {text.rstrip("".join(SENTENCE_END)) for text in fed_texts}
+    assert {w.text for w in stream if normalize(w.text)} <= fed_texts | stopless
+    assert {w.text for w in stream if not normalize(w.text)} <= set(SENTENCE_END)
     for previous, current in zip(stream, stream[1:], strict=False):
         assert current.start_sample >= previous.end_sample
     assert all(w.start_sample <= w.end_sample for w in stream)
@@ -584,3 +589,70 @@ def test_streamed_commits_equal_the_spoken_words_without_seam_duplicates(
     assert [normalize(w.text) for w in stream] == [normalize(w.text) for w in truth]
     for previous, current in zip(stream, stream[1:], strict=False):
         assert current.start_sample >= previous.end_sample
+
+
+# --- a sentence stop at a pause -------------------------------------------------------------
+
+
+def _up_to_pause(policy: LocalAgreement, first: list[Word]) -> CommitUpdate:
+    """Two readings agree on all of ``first`` but its last word, the newest one read at the
+    pause; then the pause commits it."""
+    feed(policy, reading(first[:-1]), reading(first))
+    return policy.force_commit()
+
+
+def _pause_then(policy: LocalAgreement, first: list[Word], later: list[Word]) -> str:
+    """``first`` up to a pause, then two readings agree on ``later``: the committed text."""
+    _up_to_pause(policy, first)
+    agree(policy, later)
+    return words_text(policy.committed_words)
+
+
+def test_a_pause_mid_sentence_leaves_no_stop_behind():
+    """Measured: "may just be considered. as the invention": the reading at the pause closed
+    the sentence the speaker went on with."""
+    policy = LocalAgreement(2)
+    at_pause = [*sentence("may just be"), word(" considered.", 1.5, 2.0)]
+    going_on = [*sentence("may just be considered"), *sentence("as the invention", 2.3)]
+    assert _pause_then(policy, at_pause, going_on) == "may just be considered as the invention"
+
+
+def test_a_pause_that_ends_the_sentence_keeps_its_stop():
+    policy = LocalAgreement(2)
+    at_pause = [*sentence("it was late"), word(" indeed.", 1.5, 2.0)]
+    anew = [*sentence("it was late"), word(" indeed.", 1.5, 2.0), *sentence("The next", 2.6)]
+    assert _pause_then(policy, at_pause, anew) == "it was late indeed. The next"
+
+
+def test_the_end_of_the_utterance_commits_a_held_stop():
+    policy = LocalAgreement(2)
+    at_pause = _up_to_pause(policy, [*sentence("and so"), word(" home?", 1.0, 1.4)])
+    assert words_text(at_pause.newly_committed) == "home"
+    assert words_text(policy.force_commit().newly_committed) == ""  # a second pause
+    assert policy.force_commit(end_of_utterance=True).newly_committed[-1].text == "?"
+    assert policy.committed_text == "and so home?"
+
+
+class _StopAsRead(LocalAgreement):
+    """The policy as it was: a stop read at a pause is committed there."""
+
+    def _hold_stop(self, words):
+        return words
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations, st.integers(1, 3), st.booleans())
+def test_holding_the_stop_moves_punctuation_only(ops, n, end):
+    """The same readings and pauses commit the same words, with or without the held stop;
+    at the end of the utterance no stop read at the last pause is lost."""
+    held, as_read = LocalAgreement(n), _StopAsRead(n)
+    streams: dict[int, list[Word]] = {id(held): [], id(as_read): []}
+    for operation in [*ops, (FORCE, None)]:
+        for policy in (held, as_read):
+            streams[id(policy)] += apply(policy, operation).newly_committed
+    for policy in (held, as_read):
+        streams[id(policy)] += policy.force_commit(end_of_utterance=end).newly_committed
+    words = {key: [normalize(w.text) for w in s if normalize(w.text)] for key, s in streams.items()}
+    assert words[id(held)] == words[id(as_read)]
+    if end:
+        assert words_text(streams[id(held)]).endswith(words_text(streams[id(as_read)])[-1:])

@@ -155,7 +155,9 @@ def test_reading_at_a_pause_onset_makes_the_last_words_final_sooner(engine, spee
         commits = _commits(_run(speech_file, engine, load_config("captions", None, overrides)))
         text = "".join(word for word, *_ in commits)
         assert _wer(" ".join(SENTENCES), text) < 0.2, text  # nothing lost or said twice
-        # a word followed by the file's 1.5 s gaps (or nothing) ends a sentence
+        # a word followed by the file's 1.5 s gaps (or nothing) ends a sentence; a stop
+        # committed on its own (held at the pause until the utterance ends) is no word
+        commits = [c for c in commits if any(char.isalnum() for char in c[0])]
         return [
             word
             for word, following in zip(commits, [*commits[1:], None], strict=True)

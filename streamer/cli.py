@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="which recordings to play (default: longform)",
     )
     stream.add_argument("--chapters", action="store_true", help="the same as --set chapters")
+    stream.add_argument("--no-reference", action="store_true", help="skip faster-whisper")
     stream.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     soak = bench_sub.add_parser("soak", help="hours of audio on the virtual clock")
     soak.add_argument("--minutes", type=float, default=60.0)

@@ -93,23 +93,23 @@ def _stream(args: argparse.Namespace, items: list[StreamItem]) -> int:
         quiet = [run_file(path, engine, fast) for path in silence_files(Path(folder))]
     err(f"  silence and noise: {sum(len(r.words) for r in quiet)} words")
     offline = [offline_text(engine, item.path, config) for item in items]
+    fw = {} if getattr(args, "no_reference", False) else reference_texts(items)
 
-    rows = [
-        summarize([run], [item], [text], item.id) for run, item, text in zip(runs, items, offline)
-    ]
+    def row(picked: list[int], name: str):
+        texts = {setting: [fw[setting][i] for i in picked] for setting in fw}
+        chosen = [items[i] for i in picked]
+        return summarize(
+            [runs[i] for i in picked], chosen, [offline[i] for i in picked], name, texts
+        )
+
+    rows = [row([index], item.id) for index, item in enumerate(items)]
     groups = list(dict.fromkeys(item.group for item in items))
     if len(groups) > 1:  # one row per set, then all of them
         for group in groups:
-            picked = [i for i, item in enumerate(items) if item.group == group]
             rows.append(
-                summarize(
-                    [runs[i] for i in picked],
-                    [items[i] for i in picked],
-                    [offline[i] for i in picked],
-                    f"{group} (all)",
-                )
+                row([i for i, it in enumerate(items) if it.group == group], f"{group} (all)")
             )
-    overall = summarize(runs, items, offline, "overall")
+    overall = row(list(range(len(items))), "overall")
     silence = silence_row(quiet)
     context = RunContext(engine.describe(), code, mode, pace, load_before, load_after, other_cores)
     print_report(context, rows, overall, silence)
@@ -118,6 +118,23 @@ def _stream(args: argparse.Namespace, items: list[StreamItem]) -> int:
         write_json(Path(json_path), context, [*rows, overall, silence], runs, offline)
         err(f"numbers written to {json_path}")
     return 0
+
+
+def reference_texts(items: list[StreamItem]) -> dict[str, list[str]]:
+    """faster-whisper's offline transcripts of ``items`` on the same tiny.en weights, int8,
+    greedy, with its VAD filter off (``"fw"``) and on (``"fw vad"``); loaded after the
+    streaming runs, so their memory figures are ours alone."""
+    from streamer.audiofile import read_audio
+    from streamer.bench.offline import FasterWhisperTranscriber
+
+    texts: dict[str, list[str]] = {}
+    for vad_filter in (False, True):
+        transcriber = FasterWhisperTranscriber("int8", 2, vad_filter=vad_filter)
+        texts[transcriber.name.replace(" int8", "")] = [
+            transcriber.transcribe(read_audio(item.path)).text for item in items
+        ]
+        err(f"  {transcriber.name}: {len(items)} files read offline")
+    return texts
 
 
 def _busy_cpu_s() -> float:

@@ -78,6 +78,8 @@ class Row:
     wer_stream: float | None = None  # fractions
     wer_offline: float | None = None
     wer_vs_offline: float | None = None
+    wer_fw: float | None = None  # faster-whisper offline on the same weights, VAD off
+    wer_fw_vad: float | None = None  # ... and with its VAD filter
     repeats: int | None = None  # seam repeats (see ``seam_repeats``)
     cpu_per_audio_s: float | None = None
     peak_rss_mb: float | None = None
@@ -85,10 +87,18 @@ class Row:
     dropped_s: float = 0.0
 
     @property
+    def wer_best_offline(self) -> float | None:
+        """The best offline figure of the same audio: ours, or faster-whisper's with its VAD
+        off or on, whichever read it best."""
+        figures = [w for w in (self.wer_offline, self.wer_fw, self.wer_fw_vad) if w is not None]
+        return min(figures) if figures else None
+
+    @property
     def wer_delta_points(self) -> float | None:
-        if self.wer_stream is None or self.wer_offline is None:
+        """Streaming WER above the best offline figure, in points."""
+        if self.wer_stream is None or self.wer_best_offline is None:
             return None
-        return 100 * (self.wer_stream - self.wer_offline)
+        return 100 * (self.wer_stream - self.wer_best_offline)
 
 
 REPEAT_WORDS = (2, 8)  # phrase lengths checked for back-to-back repeats
@@ -128,8 +138,11 @@ def summarize(
     items: Sequence[StreamItem],
     offline: Sequence[str],
     name: str,
+    reference_offline: dict[str, Sequence[str]] | None = None,
 ) -> Row:
-    """One row over ``runs`` (one run: that file; several: pooled, corpus WER)."""
+    """One row over ``runs`` (one run: that file; several: pooled, corpus WER);
+    ``reference_offline``: faster-whisper's transcripts of the same files, by setting
+    (``"fw"``: VAD off, ``"fw vad"``: on)."""
     from streamer.bench.wer import word_errors
 
     words = [w for run in runs for w in run.words]
@@ -154,6 +167,14 @@ def summarize(
         wer_stream=word_errors(references, streamed).wer,
         wer_offline=word_errors(references, offline).wer,
         wer_vs_offline=word_errors(offline, streamed).wer,
+        **{
+            field_name: word_errors(references, texts).wer
+            for field_name, texts in (
+                ("wer_fw", (reference_offline or {}).get("fw")),
+                ("wer_fw_vad", (reference_offline or {}).get("fw vad")),
+            )
+            if texts is not None
+        },
         repeats=sum(seam_repeats(text, reference) for text, reference in zip(streamed, offline)),
         **_cost(runs),
     )

@@ -162,7 +162,10 @@ def test_bench_stream_on_jfk_through_the_cli():
     assert -1.0 < float(jfk["EoS->final p50 s"]) < 10.0
     assert jfk["seen mean s"] == "-"  # fast pace: no wall-clock receipt times
     assert float(jfk["WER% stream"]) < 15.0 and float(jfk["WER% offline"]) < 15.0
-    delta = float(jfk["WER% stream"]) - float(jfk["WER% offline"])
+    # faster-whisper read the same file offline, VAD off and on; delta is to the best reading
+    offline = [float(jfk[column]) for column in ("WER% offline", "WER% fw", "WER% fw vad")]
+    assert max(offline) < 15.0
+    delta = float(jfk["WER% stream"]) - min(offline)
     assert float(jfk["delta pts"]) == pytest.approx(delta, abs=0.01)
     assert 0.0 < float(jfk["CPU s/audio s"]) < 5.0
     # psutil's RSS and ru_maxrss are counted a little differently: allow a few MB

@@ -113,6 +113,7 @@ class StreamConfig:
     # commits on one reading (0: off; every word waits for ``agreement`` readings)
     settled_probability: float = 0.8
     prompt_chars: int = 200  # committed text that scrolled out of the window, used as prompt
+    prompt_max_gap_ms: int = 5000  # ...unless this much silence lies between it and the window
     endpoint_commit: bool = True  # a VAD endpoint force-commits the tentative tail
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
@@ -276,6 +277,7 @@ def _validate_ranges(config: Any) -> None:
             ("settled_ms", lambda v: 0 <= v <= 10000, "between 0 (off) and 10000"),
             ("settled_probability", lambda v: 0 <= v <= 1, "between 0 and 1"),
             ("prompt_chars", lambda v: 0 <= v <= 1000, "between 0 and 1000"),
+            ("prompt_max_gap_ms", lambda v: 0 <= v <= 60_000, "between 0 and 60000"),
             ("unsure_probability", lambda v: 0 <= v <= 1, "between 0 and 1"),
             ("unsure_settle_ms", lambda v: 0 <= v <= 10000, "between 0 and 10000"),
             ("virtual_cpu_speed", lambda v: 0 <= v <= 1000, "between 0 (measured) and 1000"),

@@ -16,7 +16,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from streamer.audio import HOP_LENGTH, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, seconds_to_samples
+from streamer.audio import (
+    HOP_LENGTH,
+    N_SAMPLES_PER_TOKEN,
+    SAMPLE_RATE,
+    ms_to_samples,
+    seconds_to_samples,
+)
 from streamer.config import DecodeOptions, StreamConfig
 from streamer.engine.alignment import word_timestamps
 from streamer.engine.decoding import DecodingResult
@@ -25,7 +31,6 @@ from streamer.live.stepcost import StepWork
 from streamer.live.wordtext import SENTENCE_END, normalize, repeat_lengths
 from streamer.types import CommittedWord, Word
 
-PROMPT_MAX_GAP_S = 5.0  # older context than this (silence in between) is not a prompt
 REPEAT_NGRAM, REPEAT_COUNT = 3, 3  # a 3-word phrase three times in one hypothesis is a loop
 MAX_CHARS_PER_S = 25.0  # fast speech is ~20 characters/s; more is invented text
 SQUEEZED_WORD_S = 0.06  # a phrase read again with most words this short has no audio
@@ -70,7 +75,7 @@ class WindowReader:
         before = [w for w in self._context if w.end_sample <= self.window_start]
         if not before or self.stream.prompt_chars == 0:
             return []
-        if self.window_start - before[-1].end_sample > seconds_to_samples(PROMPT_MAX_GAP_S):
+        if self.window_start - before[-1].end_sample > ms_to_samples(self.stream.prompt_max_gap_ms):
             return []
         text = "".join(w.text for w in before)[-self.stream.prompt_chars :]
         return self.engine.tokenizer.encode(" " + text.strip())

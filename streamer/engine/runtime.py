@@ -20,6 +20,15 @@ _OPT_LEVELS = {
 }
 
 
+# a one-node model (Identity, float [1] -> [1], opset 17, IR 8) serialized; written out so that
+# probing does not import the onnx package, which alone added 18 MB of RSS (tests/engine checks
+# it against onnx.helper)
+PROBE_MODEL = (
+    b'\x08\x08:;\n\x10\n\x01x\x12\x01y"\x08Identity\x12\x05probeZ\x0f\n\x01x\x12\n\n\x08\x08'
+    b"\x01\x12\x04\n\x02\x08\x01b\x0f\n\x01y\x12\n\n\x08\x08\x01\x12\x04\n\x02\x08\x01B\x04\n\x00\x10\x11"
+)
+
+
 @lru_cache(maxsize=1)
 def cuda_available() -> bool:
     """Whether CUDAExecutionProvider really loads here, probed without ORT's loud error log.
@@ -33,22 +42,12 @@ def cuda_available() -> bool:
         return False
     if os.environ.get("STREAMER_DISABLE_CUDA"):
         return False
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        "probe",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
     options = ort.SessionOptions()
     options.log_severity_level = 4
     ort.set_default_logger_severity(4)
     try:
         session = ort.InferenceSession(
-            model.SerializeToString(),
+            PROBE_MODEL,
             options,
             providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
         )

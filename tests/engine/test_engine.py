@@ -330,6 +330,23 @@ def test_cuda_asked_for_where_it_does_not_load_says_which_flag(model_dir):
     assert "--model-device cpu" in message and "models build" not in message, message
 
 
+def test_cuda_probe_model_is_a_one_node_identity():
+    """The probe's model is written out as bytes (importing onnx costs 18 MB of RSS): it is
+    the model onnx.helper makes, and it runs."""
+    from onnx import TensorProto, helper
+
+    from streamer.engine.runtime import PROBE_MODEL
+
+    value = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1])  # noqa: E731
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph([node], "probe", [value("x")], [value("y")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    assert PROBE_MODEL == model.SerializeToString()
+    session = ort.InferenceSession(PROBE_MODEL, providers=["CPUExecutionProvider"])
+    assert session.run(None, {"x": np.array([2.5], np.float32)})[0].tolist() == [2.5]
+
+
 @pytest.mark.gpu
 def test_on_cuda_the_engine_reads_as_on_the_cpu(engine_fp32, model_dir):
     """Where CUDA loads: the default precision is fp32 there, the decoder keeps its cache on

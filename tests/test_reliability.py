@@ -341,9 +341,15 @@ def _flipped(data: bytes, start: int, length: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def damaged_models(tmp_path_factory, model_dir) -> dict[str, Path]:
+    import onnx
+
     root = tmp_path_factory.mktemp("models")
+    # the encoder with its weights inside (as a community export has them), so that it loads
+    # under the decoder's name without its own .onnx_data beside it
+    embedded = onnx.load(model_dir / INT8_ENCODER).SerializeToString()
     encoder = (model_dir / INT8_ENCODER).read_bytes()
     decoder = (model_dir / INT8_DECODER).read_bytes()
+    weights = (model_dir / f"{INT8_ENCODER}_data").read_bytes()
     return {
         "partial": _model_copy(
             model_dir, root / "partial", {INT8_DECODER: decoder[: len(decoder) // 3]}
@@ -352,14 +358,19 @@ def damaged_models(tmp_path_factory, model_dir) -> dict[str, Path]:
             model_dir, root / "corrupt", {INT8_ENCODER: _flipped(encoder, len(encoder) // 2, 4096)}
         ),
         "wrong-signature": _model_copy(
-            model_dir, root / "wrong-signature", {INT8_DECODER: encoder}
+            model_dir, root / "wrong-signature", {INT8_DECODER: embedded}
         ),
         "wrong-signature-no-manifest": _model_copy(
             model_dir,
             root / "wrong-signature-no-manifest",
-            {INT8_DECODER: encoder, "manifest.json": None},
+            {INT8_DECODER: embedded, "manifest.json": None},
         ),
         "missing-file": _model_copy(model_dir, root / "missing-file", {INT8_ENCODER: None}),
+        "corrupt-weights": _model_copy(
+            model_dir,
+            root / "corrupt-weights",
+            {f"{INT8_ENCODER}_data": _flipped(weights, len(weights) // 2, 4096)},
+        ),
     }
 
 
@@ -382,6 +393,11 @@ MODEL_CASES = [
         "corrupt",
         r"corrupt.*SHA256.*streamer models build --force",
         id="corrupt",
+    ),
+    pytest.param(
+        "corrupt-weights",
+        r"onnx_data is corrupt.*SHA256.*streamer models build --force",
+        id="corrupt-weights",
     ),
 ]
 

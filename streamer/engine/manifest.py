@@ -47,6 +47,12 @@ def read_manifest(directory: Path) -> dict | None:
         ) from error
 
 
+def listed_files(directory: Path) -> set[str]:
+    """The file names the manifest of ``directory`` lists (none without a manifest)."""
+    manifest = read_manifest(directory)
+    return set(manifest["files"]) if manifest else set()
+
+
 def verify_files(directory: Path, names: list[str], full: bool = True) -> None:
     """Check ``names`` against the manifest: present, full size and (if ``full``) SHA256.
 

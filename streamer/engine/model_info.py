@@ -9,11 +9,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamer.engine.manifest import verify_files
+from streamer.engine.manifest import listed_files, verify_files
 from streamer.errors import ModelLoadError
 
 ENCODER_FILES = {"fp32": "encoder_model.onnx", "int8": "encoder_model_quantized.onnx"}
 DECODER_FILES = {"fp32": "decoder_model_merged.onnx", "int8": "decoder_model_merged_quantized.onnx"}
+
+
+def data_file(model_file: str) -> str:
+    """The external weights of ``model_file`` (``encoder_model.onnx_data``), where it has them."""
+    return model_file + "_data"
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,14 @@ def read_model_info(directory: Path, precision: str, verify: bool = True) -> Mod
         raise ModelLoadError(f"unknown precision {precision!r}; valid: fp32, int8")
     encoder, decoder = ENCODER_FILES[precision], DECODER_FILES[precision]
     if verify:
-        verify_files(directory, [encoder, decoder, "tokenizer.json", "config.json"], full=True)
+        # the weights beside a graph file (our builds; large community exports) are checked too
+        weights = [
+            data_file(name)
+            for name in (encoder, decoder)
+            if (directory / data_file(name)).exists() or data_file(name) in listed_files(directory)
+        ]
+        files = [encoder, decoder, *weights, "tokenizer.json", "config.json"]
+        verify_files(directory, files, full=True)
     config = _read_json(directory / "config.json")
     generation_path = directory / "generation_config.json"
     generation = _read_json(generation_path) if generation_path.exists() else {}

@@ -1,5 +1,6 @@
 """Build the ONNX model directory from Whisper weights, without PyTorch."""
 
 # bumped whenever the built files change, so that older builds are rebuilt on first use
-# (2: int8 weights in 7 bits, see streamer/engine/export/quantize.py)
-RECIPE = 2
+# (2: int8 weights in 7 bits, see streamer/engine/export/quantize.py; 3: weights in
+# <file>.onnx_data, aligned, so ONNX Runtime maps them, see export/external.py)
+RECIPE = 3

@@ -5,6 +5,7 @@ runtime treats our build and a downloaded directory the same way:
 
     encoder_model.onnx, decoder_model_merged.onnx                      fp32
     encoder_model_quantized.onnx, decoder_model_merged_quantized.onnx  int8 weights
+    *.onnx_data                       each file's weights, mapped from disk (export/external.py)
     config.json, generation_config.json, preprocessor_config.json, tokenizer.json
     manifest.json                                                      SHA256 of every file
 """
@@ -26,6 +27,7 @@ from streamer.engine.export import RECIPE
 from streamer.engine.export.ct2 import read_ct2_model
 from streamer.engine.export.decoder_graph import build_decoder
 from streamer.engine.export.encoder_graph import build_encoder
+from streamer.engine.export.external import move_weights_out
 from streamer.engine.export.graph import WhisperDims
 from streamer.engine.export.quantize import quantize_model
 from streamer.engine.manifest import write_manifest
@@ -191,6 +193,8 @@ def build_model_dir(
             log(f"wrote {name}.onnx ({time.perf_counter() - started:.1f}s)")
             quantize_model(staging / f"{name}.onnx", staging / f"{name}_quantized.onnx")
             log(f"wrote {name}_quantized.onnx ({time.perf_counter() - started:.1f}s)")
+            for written in (f"{name}.onnx", f"{name}_quantized.onnx"):
+                move_weights_out(staging / written)
         for name, content in _hf_configs(dims, ids, ct2_config).items():
             (staging / name).write_text(json.dumps(content, indent=2) + "\n")
         shutil.copyfile(source / "tokenizer.json", staging / "tokenizer.json")

@@ -15,6 +15,10 @@ from streamer.engine.export.graph import (
     whisper_model,
 )
 
+# queries per attention chunk: the scores of 250 queries over 1500 keys are 9 MB; a 30 s window
+# measured 185 ms unchunked, 155 ms in chunks of 250 or 500, 187 ms in chunks of 100
+ATTENTION_CHUNK = 250
+
 
 def build_encoder(
     weights: dict[str, np.ndarray], dims: WhisperDims, metadata: dict[str, str]
@@ -51,7 +55,8 @@ def build_encoder(
         h = layers.layer_norm(x, f"{scope}/self_attention/layer_norm")
         qkv = layers.linear(h, f"{scope}/self_attention/linear_0")
         q, k, v = (layers.split_heads(t) for t in layers.split_qkv(qkv, dims.n_audio_state))
-        attn = layers.attention(q, k, v, d_head)
+        name = f"encoder.layer_{i}.attention"
+        attn = layers.attention_in_chunks(q, k, v, d_head, ATTENTION_CHUNK, name)
         x = g.op("Add", [x, layers.linear(attn, f"{scope}/self_attention/linear_1")])
         h = layers.layer_norm(x, f"{scope}/ffn/layer_norm")
         x = g.op("Add", [x, layers.mlp(h, f"{scope}/ffn")])

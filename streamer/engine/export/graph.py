@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
 LAYER_NORM_EPS = 1e-5
@@ -134,13 +134,63 @@ class Layers:
         probs_out: str | None = None,
     ) -> str:
         """Scaled dot-product attention over split heads; returns merged heads."""
+        return self.merge_heads(self.attend(q, k, v, d_head, mask, probs_out))
+
+    def attend(
+        self,
+        q: str,
+        k: str,
+        v: str,
+        d_head: int,
+        mask: str | None = None,
+        probs_out: str | None = None,
+    ) -> str:
+        """``attention`` before its heads are merged: [B, n_head, S, d_head]."""
         g = self.g
         scores = g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])], name="qk")
         scores = g.op("Mul", [scores, g.const(d_head**-0.5, np.float32)])
         if mask is not None:
             scores = g.op("Add", [scores, mask])
         probs = g.op("Softmax", [scores], axis=-1, outputs=[probs_out] if probs_out else None)
-        return self.merge_heads(g.op("MatMul", [probs, v], name="pv"))
+        return g.op("MatMul", [probs, v], name="pv")
+
+    def attention_in_chunks(
+        self, q: str, k: str, v: str, d_head: int, chunk: int, name: str
+    ) -> str:
+        """``attention`` for ``chunk`` queries at a time, in a Loop.
+
+        Over all T queries at once the scores are 6 x T x T floats (54 MB at 1500 positions),
+        two or three of them alive at a time; a chunk's are 6 x chunk x T. Every query row is
+        computed by the same ops over the same keys, so the output is bit-identical."""
+        g = self.g
+        n_queries = g.op("Shape", [q], start=2, end=3)
+        trips = g.op("Div", [g.op("Add", [n_queries, g.const([chunk - 1])]), g.const([chunk])])
+        b = GraphBuilder(f"{name}.")
+        index, go_on, done = f"{name}.index", f"{name}.go_on", f"{name}.done"
+        start = b.op("Mul", [b.op("Unsqueeze", [index, b.const([0])]), b.const([chunk])])
+        end = b.op("Add", [start, b.const([chunk])])
+        rows = b.op("Slice", [q, start, end, b.const([2])])
+        out = Layers(b, self.w, self.n_head).attend(rows, k, v, d_head)
+        b.op("Concat", [done, out], axis=2, outputs=[f"{name}.done_out"])
+        b.op("Identity", [go_on], outputs=[f"{name}.go_on_out"])
+        body = helper.make_graph(
+            b.nodes,
+            f"{name}.body",
+            [
+                helper.make_tensor_value_info(index, TensorProto.INT64, []),
+                helper.make_tensor_value_info(go_on, TensorProto.BOOL, []),
+                helper.make_tensor_value_info(done, TensorProto.FLOAT, None),
+            ],
+            [
+                helper.make_tensor_value_info(f"{name}.go_on_out", TensorProto.BOOL, []),
+                helper.make_tensor_value_info(f"{name}.done_out", TensorProto.FLOAT, None),
+            ],
+            b.initializers,
+        )
+        trip_count = g.op("Squeeze", [trips, g.const([0])])
+        empty = g.op("Slice", [q, g.const([0]), g.const([0]), g.const([2])])  # no queries
+        # heads merged outside the loop: merged inside, the int8 encoder's output moved by 8e-6
+        return self.merge_heads(g.op("Loop", [trip_count, "", empty], name=name, body=body))
 
     def mlp(self, x: str, scope: str) -> str:
         hidden = self.gelu(self.linear(x, f"{scope}/linear_0"))

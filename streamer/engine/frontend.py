@@ -13,6 +13,8 @@ import numpy as np
 
 from streamer.audio import HOP_LENGTH, N_FFT, N_FRAMES, N_MELS, SAMPLE_RATE
 
+STFT_BLOCK_FRAMES = 256  # frames per FFT call in power_spectrum
+
 
 def _hz_to_mel(freq: np.ndarray) -> np.ndarray:
     """Slaney mel scale: linear below 1 kHz, logarithmic above."""
@@ -60,15 +62,22 @@ def _hann_window() -> np.ndarray:
 
 
 def power_spectrum(audio: np.ndarray) -> np.ndarray:
-    """|STFT|^2 of ``audio`` (float32, 16 kHz), shape (N_FFT // 2 + 1, len(audio) // HOP)."""
+    """|STFT|^2 of ``audio`` (float32, 16 kHz), shape (N_FFT // 2 + 1, len(audio) // HOP).
+
+    Transformed ``STFT_BLOCK_FRAMES`` frames at a time into one array: the whole window at
+    once held its windowed frames, the complex spectrum and three power-sized temporaries
+    (14 MB for 30 s); each frame's transform does not depend on the others, so the values
+    are the same to the bit."""
     padded = np.pad(audio.astype(np.float32), N_FFT // 2, mode="reflect")
-    n_frames = 1 + (len(padded) - N_FFT) // HOP_LENGTH
+    n_frames = 1 + (len(padded) - N_FFT) // HOP_LENGTH - 1  # Whisper drops the last frame
     frames = np.lib.stride_tricks.as_strided(
         padded, shape=(n_frames, N_FFT), strides=(padded.strides[0] * HOP_LENGTH, padded.strides[0])
     )
-    spectrum = np.fft.rfft(frames * _hann_window(), axis=-1)
-    power = spectrum.real**2 + spectrum.imag**2
-    return power[:-1].T.astype(np.float32)  # Whisper drops the last frame
+    power = np.empty((n_frames, N_FFT // 2 + 1), dtype=np.float32)
+    for start in range(0, n_frames, STFT_BLOCK_FRAMES):
+        spectrum = np.fft.rfft(frames[start : start + STFT_BLOCK_FRAMES] * _hann_window(), axis=-1)
+        power[start : start + len(spectrum)] = spectrum.real**2 + spectrum.imag**2
+    return power.T
 
 
 def log_mel_spectrogram(audio: np.ndarray, n_mels: int = N_MELS) -> np.ndarray:

@@ -97,6 +97,22 @@ def test_sets_are_read_one_at_a_time_or_all_together(tmp_path):
         stream_items(manifest, "all", tmp_path)  # every set must be there
 
 
+def test_peak_rss_is_judged_on_the_process_peak():
+    """The 250 MB target applies to ru_maxrss (model load included), or to psutil's highest
+    sample where the platform has no ru_maxrss."""
+    from streamer.bench.stream_metrics import Row
+    from streamer.bench.stream_report import TARGET_CELLS, verdicts
+
+    def verdict(**cost) -> str:
+        return verdicts(Row(name="overall", audio_s=60.0, words=100, **cost), None)["maxrss MB"]
+
+    assert TARGET_CELLS["maxrss MB"] == "<= 250"
+    assert verdict(peak_rss_mb=200.0, maxrss_mb=249.9) == "yes"
+    assert verdict(peak_rss_mb=200.0, maxrss_mb=250.1) == "NO"
+    assert verdict(peak_rss_mb=251.0, maxrss_mb=None) == "NO"
+    assert verdict() == "-"
+
+
 def test_limit_must_be_positive(tmp_path):
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text('{"id": "a", "path": "a.wav", "text": "x", "set": "librispeech"}\n')
@@ -174,6 +190,9 @@ def test_bench_stream_on_jfk_through_the_cli():
     quiet = _row(lines, "silence and faint noise (fast)")
     assert quiet["words"] == "0" and float(quiet["audio s"]) == 240.0
     assert _row(lines, "target")["commit mean s"] == "<= 1.0"
+    assert _row(lines, "target")["maxrss MB"] == "<= 250"
+    peak_verdict = "yes" if float(jfk["maxrss MB"]) <= 250 else "NO"
+    assert _row(lines, "meets target (overall)")["maxrss MB"] == peak_verdict
     reference = _row(lines, "LocalAgreement streamer, same weights")
     assert (reference["commit mean s"], reference["commit p90 s"]) == ("2.2", "2.6")
     assert _row(lines, "meets target (overall)")["words"] == "yes"

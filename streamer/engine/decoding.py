@@ -177,7 +177,7 @@ class DecodeTask:
         attention_steps = []
         if want_alignment:  # prefill rows that predicted prefix, accepted draft and next token
             attention_steps = [
-                [a[:, :, len(initial) - 1 : position + 1] for a in first.cross_attentions]
+                [_rows(a, len(initial) - 1, position + 1) for a in first.cross_attentions]
             ]
         n_accepted = tokens.shape[1] - sample_begin
         resync = DraftResync(
@@ -208,7 +208,7 @@ class DecodeTask:
             cache = out.cache.truncate(tokens.shape[1]) if guess else out.cache
             logits = out.logits[:, n_new].copy()
             if want_alignment:
-                attention_steps.append([a[:, :, : n_new + 1] for a in out.cross_attentions])
+                attention_steps.append([_rows(a, 0, n_new + 1) for a in out.cross_attentions])
         best = rank(search.candidates(tokens, sum_logprobs, len(initial)), options.length_penalty)
         text = self.tokenizer.decode(best.tokens)
         alignment = (
@@ -255,6 +255,11 @@ def _forced_logprobs(logits: np.ndarray, initial: list[int], prefix: list[int]) 
     positions = np.arange(len(initial) - 1, len(initial) + len(prefix) - 1)
     logprobs = log_softmax(logits[positions])
     return logprobs[np.arange(len(prefix)), prefix]
+
+
+def _rows(attention: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:
+    """Query rows ``start:stop`` of one layer's cross-attention (None: a layer not fetched)."""
+    return None if attention is None else attention[:, :, start:stop]
 
 
 def _alignment_weights(steps: list, heads: tuple[tuple[int, int], ...]):

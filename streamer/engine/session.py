@@ -106,7 +106,8 @@ def _host(tensor) -> np.ndarray:
 class DecoderOutput:
     logits: np.ndarray  # (batch, n_tokens, n_vocab) float32
     cache: KVCache
-    cross_attentions: list[np.ndarray] | None = None  # per layer (batch, head, n_tokens, ctx)
+    # per layer (batch, head, n_tokens, ctx); None for a layer without alignment heads
+    cross_attentions: list[np.ndarray | None] | None = None
 
 
 class DecoderSession:
@@ -150,6 +151,12 @@ class DecoderSession:
         )
         outputs = {o.name for o in self.session.get_outputs()}
         self.has_cross_attentions = all(name in outputs for name in self._cross_attention)
+        # only the layers that have alignment heads are fetched (tiny.en: 3 of 4): the prefill's
+        # cross-attention is n_head x tokens x frames floats per layer, alive while it decodes
+        aligned = {layer for layer, _ in info.alignment_heads}
+        self._aligned_attention = [
+            name for layer, name in enumerate(self._cross_attention) if layer in aligned
+        ]
         d_head = info.n_text_state // info.n_text_head
         self._empty = np.zeros((1, info.n_text_head, 0, d_head), dtype=np.float32)
         self._dummy_hidden = np.zeros((1, 1, info.n_text_state), dtype=np.float32)
@@ -180,7 +187,7 @@ class DecoderSession:
         if cache is None:
             names += self._present_cross
         if want_attention and self.has_cross_attentions:
-            names += self._cross_attention
+            names += self._aligned_attention
         feeds = self._feeds(tokens, hidden, cache)
         if self.io_binding:
             values = self._run_bound(names, feeds)
@@ -198,7 +205,7 @@ class DecoderSession:
         else:
             cross_kv = cache.cross_kv
         attention = (
-            [_host(values[n]) for n in self._cross_attention]
+            [_host(values[n]) if n in values else None for n in self._cross_attention]
             if want_attention and self.has_cross_attentions
             else None
         )

@@ -156,24 +156,30 @@ class DecodeTask:
         draft = list(draft or [])[: max(0, limit)] if n_rows == 1 and temperature == 0 else []
         filters = self._filters(sample_begin, without_timestamps)
 
+        # no logits for the prompt's positions: nothing reads them (where the model can)
         first = self.decoder.prefill(
-            np.array([initial + prefix + draft]), audio_features, want_attention=want_alignment
+            np.array([initial + prefix + draft]),
+            audio_features,
+            want_attention=want_alignment,
+            logits_from=sot_index,
         )
+        rows = first.logits[0]  # rows[i] is position first.logits_from + i
+        origin = first.logits_from
         no_speech_prob = float(
-            np.exp(log_softmax(first.logits[0, sot_index])[self.tokenizer.special.no_speech])
+            np.exp(log_softmax(rows[sot_index - origin])[self.tokenizer.special.no_speech])
         )
         tokens = np.array([initial + prefix], dtype=np.int64)
-        forced = _forced_logprobs(first.logits[0], initial, prefix)
+        forced = _forced_logprobs(rows, initial, prefix, origin)
         sum_logprobs = np.full(1, float(forced.sum()))
         if n_rows == 1:
             search = RecordingSearch(search, forced.tolist())
-        tokens = accept_draft(first.logits[0], tokens, draft, filters, search, sum_logprobs)
-        position = tokens.shape[1] - 1  # the logits row that predicts the next token
+        tokens = accept_draft(rows, tokens, draft, filters, search, sum_logprobs, origin)
+        position = tokens.shape[1] - 1  # the position whose logits predict the next token
         cache = first.cache.truncate(tokens.shape[1]) if draft else first.cache
         cache = cache.reorder(np.zeros(n_rows, dtype=np.int64))
         tokens = np.repeat(tokens, n_rows, axis=0)
         sum_logprobs = np.repeat(sum_logprobs, n_rows)
-        logits = np.repeat(first.logits[:, position], n_rows, axis=0)
+        logits = np.repeat(first.logits[:, position - origin], n_rows, axis=0)
         attention_steps = []
         if want_alignment:  # prefill rows that predicted prefix, accepted draft and next token
             attention_steps = [
@@ -248,12 +254,15 @@ class DecodeTask:
         return GreedySearch(0.0, eot, self.rng), 1
 
 
-def _forced_logprobs(logits: np.ndarray, initial: list[int], prefix: list[int]) -> np.ndarray:
-    """Log-probability of each forced prefix token under the prefill logits."""
+def _forced_logprobs(
+    logits: np.ndarray, initial: list[int], prefix: list[int], origin: int = 0
+) -> np.ndarray:
+    """Log-probability of each forced prefix token under the prefill logits (whose row 0 is
+    position ``origin``)."""
     if not prefix:
         return np.zeros(0)
     positions = np.arange(len(initial) - 1, len(initial) + len(prefix) - 1)
-    logprobs = log_softmax(logits[positions])
+    logprobs = log_softmax(logits[positions - origin])
     return logprobs[np.arange(len(prefix)), prefix]
 
 

@@ -24,8 +24,9 @@ def accept_draft(
 ) -> np.ndarray:
     """Extend ``tokens`` (1, n) with the draft tokens greedy decoding agrees with.
 
-    ``logits`` (positions, n_vocab) start at position ``offset`` (0 for the prefill's):
-    row ``n - 1 - offset + i`` predicts draft[i].
+    ``logits`` (positions, n_vocab) start at position ``offset`` (for the prefill's, the
+    ``logits_from`` it was given; for a step's, the position of its first token): row
+    ``n - 1 - offset + i`` predicts draft[i].
     """
     for token in draft:
         row = logits[tokens.shape[1] - 1 - offset][None].copy()

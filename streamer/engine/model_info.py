@@ -15,6 +15,10 @@ from streamer.errors import ModelLoadError
 ENCODER_FILES = {"fp32": "encoder_model.onnx", "int8": "encoder_model_quantized.onnx"}
 DECODER_FILES = {"fp32": "decoder_model_merged.onnx", "int8": "decoder_model_merged_quantized.onnx"}
 
+# an optional decoder input of our builds: the first position given logits (see
+# export/decoder_graph.select_logit_rows)
+LOGITS_FROM = "logits_from"
+
 
 def data_file(model_file: str) -> str:
     """The external weights of ``model_file`` (``encoder_model.onnx_data``), where it has them."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.config import ModelConfig
-from streamer.engine.model_info import ModelInfo
+from streamer.engine.model_info import LOGITS_FROM, ModelInfo
 from streamer.engine.runtime import create_session, provider_name
 from streamer.errors import ModelLoadError
 
@@ -104,10 +104,11 @@ def _host(tensor) -> np.ndarray:
 
 @dataclass(frozen=True)
 class DecoderOutput:
-    logits: np.ndarray  # (batch, n_tokens, n_vocab) float32
+    logits: np.ndarray  # (batch, positions from logits_from on, n_vocab) float32
     cache: KVCache
     # per layer (batch, head, n_tokens, ctx); None for a layer without alignment heads
     cross_attentions: list[np.ndarray | None] | None = None
+    logits_from: int = 0  # the position of logits row 0 (the fed tokens count from 0)
 
 
 class DecoderSession:
@@ -157,6 +158,9 @@ class DecoderSession:
         self._aligned_attention = [
             name for layer, name in enumerate(self._cross_attention) if layer in aligned
         ]
+        # our builds compute logits from a given position on (export/decoder_graph.py)
+        overridable = {item.name for item in self.session.get_overridable_initializers()}
+        self.selects_logit_rows = LOGITS_FROM in overridable
         d_head = info.n_text_state // info.n_text_head
         self._empty = np.zeros((1, info.n_text_head, 0, d_head), dtype=np.float32)
         self._dummy_hidden = np.zeros((1, 1, info.n_text_state), dtype=np.float32)
@@ -182,13 +186,17 @@ class DecoderSession:
                 feeds.update({sk: k, sv: v, ck: xk, cv: xv})
         return feeds
 
-    def _run(self, tokens, hidden, cache, want_attention: bool) -> DecoderOutput:
+    def _run(self, tokens, hidden, cache, want_attention: bool, logits_from=0) -> DecoderOutput:
         names = ["logits", *self._present_self]
         if cache is None:
             names += self._present_cross
         if want_attention and self.has_cross_attentions:
             names += self._aligned_attention
         feeds = self._feeds(tokens, hidden, cache)
+        if not self.selects_logit_rows:
+            logits_from = 0  # the file gives every position's logits
+        elif logits_from:
+            feeds[LOGITS_FROM] = np.array([logits_from], dtype=np.int64)
         if self.io_binding:
             values = self._run_bound(names, feeds)
         else:
@@ -209,7 +217,8 @@ class DecoderSession:
             if want_attention and self.has_cross_attentions
             else None
         )
-        return DecoderOutput(_host(values["logits"]), KVCache(self_kv, cross_kv), attention)
+        logits = _host(values["logits"])
+        return DecoderOutput(logits, KVCache(self_kv, cross_kv), attention, logits_from)
 
     def _run_bound(self, names: list[str], feeds: dict) -> dict:
         """One call with IO binding: the caches stay OrtValues on the execution device (no copy
@@ -226,10 +235,17 @@ class DecoderSession:
         return dict(zip(names, binding.get_outputs()))
 
     def prefill(
-        self, tokens: np.ndarray, audio_features: np.ndarray, want_attention: bool = False
+        self,
+        tokens: np.ndarray,
+        audio_features: np.ndarray,
+        want_attention: bool = False,
+        logits_from: int = 0,
     ) -> DecoderOutput:
-        """Run the whole prompt (B, S) in one call; computes the cross-attention K/V."""
-        return self._run(tokens, audio_features, None, want_attention)
+        """Run the whole prompt (B, S) in one call; computes the cross-attention K/V.
+
+        ``logits_from``: the first position whose logits are wanted, where the model can skip
+        the others (``DecoderOutput.logits_from`` says which position row 0 is)."""
+        return self._run(tokens, audio_features, None, want_attention, logits_from)
 
     def step(
         self, tokens: np.ndarray, cache: KVCache, want_attention: bool = False

@@ -116,6 +116,24 @@ def test_cached_decoding_equals_uncached(engine_fp32):
     assert cache.offset == len(cached_tokens)
 
 
+@pytest.mark.parametrize("kind", ["int8", "fp32"])
+def test_logits_from_a_position_are_the_rows_of_the_full_prefill(engine, engine_fp32, kind):
+    """Our build's decoder skips the logits of positions before ``logits_from`` (the prompt):
+    the rows it gives are the full prefill's to the bit, int8 too (its activations are
+    quantized over every position before the rows are taken)."""
+    chosen = engine if kind == "int8" else engine_fp32
+    decoder = chosen.decoder
+    assert decoder.selects_logit_rows
+    hidden = np.random.default_rng(0).standard_normal((1, 300, 384)).astype(np.float32)
+    tokens = np.random.default_rng(1).integers(0, 50000, (1, 40))
+    full = decoder.prefill(tokens, hidden)
+    for start in (1, 25, 39):
+        part = decoder.prefill(tokens, hidden, logits_from=start)
+        assert part.logits_from == start and full.logits_from == 0
+        assert np.array_equal(part.logits, full.logits[:, start:])
+        assert np.array_equal(part.cache.self_kv[0][0], full.cache.self_kv[0][0])
+
+
 # More sentences than one: int8 reads a synthetic voice less surely than fp32, and which
 # sentence it trips on depends on the CPU's int8 kernels (on AVX2-only CPUs "the quick brown
 # fox jumps" became "the quick round-fuck stump"; int8 accuracy on real speech is measured

@@ -25,7 +25,7 @@ import onnx
 
 from streamer.engine.export import RECIPE
 from streamer.engine.export.ct2 import read_ct2_model
-from streamer.engine.export.decoder_graph import build_decoder
+from streamer.engine.export.decoder_graph import build_decoder, select_logit_rows
 from streamer.engine.export.encoder_graph import build_encoder
 from streamer.engine.export.external import move_weights_out
 from streamer.engine.export.graph import WhisperDims
@@ -195,6 +195,8 @@ def build_model_dir(
             log(f"wrote {name}_quantized.onnx ({time.perf_counter() - started:.1f}s)")
             for written in (f"{name}.onnx", f"{name}_quantized.onnx"):
                 move_weights_out(staging / written)
+                if name == "decoder_model_merged":
+                    select_logit_rows(staging / written)
         for name, content in _hf_configs(dims, ids, ct2_config).items():
             (staging / name).write_text(json.dumps(content, indent=2) + "\n")
         shutil.copyfile(source / "tokenizer.json", staging / "tokenizer.json")

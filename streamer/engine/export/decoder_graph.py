@@ -18,6 +18,7 @@ from streamer.engine.export.graph import (
     as_float32,
     whisper_model,
 )
+from streamer.engine.model_info import LOGITS_FROM
 
 MASK_VALUE = -1e9  # added to masked attention scores; finite so softmax never sees a NaN row
 
@@ -250,3 +251,40 @@ def build_decoder(
     inputs, outputs = _decoder_io(dims)
     graph = helper.make_graph(g.nodes, "whisper_decoder_merged", inputs, outputs, g.initializers)
     return whisper_model(graph, dims, metadata)
+
+
+def select_logit_rows(path) -> None:
+    """Give the decoder file at ``path`` an optional input ``logits_from`` (int64 [1], default
+    0): logits are computed for positions ``logits_from`` on only.
+
+    The prefill feeds the prompt (up to 224 tokens) before the start-of-transcript token, and
+    nothing reads the logits of the prompt's positions: 51864 floats, 0.2 MB, each, the
+    largest tensors a streaming step holds (17 MB at 81 tokens). The input is an initializer
+    that a caller may override, so it is not among the session's inputs and the Xenova
+    signature is unchanged. The rows are taken from the projection's input: in the int8 file
+    after its activations are quantized, so the quantization scale still comes from every
+    position and the logits kept are the same to the bit (in both files)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph
+    producer = {output: node for node in graph.node for output in node.output}
+    node = producer["logits"]
+    while node.op_type in ("Mul", "Cast"):  # int8: MatMulInteger -> Cast -> Mul (scales)
+        node = producer[node.input[0]]
+    if node.op_type not in ("MatMul", "MatMulInteger"):
+        raise ValueError(f"{path}: the logits come from a {node.op_type}, not a MatMul")
+    for name, value in ((LOGITS_FROM, 0), ("logits_from.end", 2**62), ("logits_from.axis", 1)):
+        graph.initializer.append(numpy_helper.from_array(np.array([value], np.int64), name))
+    graph.input.append(helper.make_tensor_value_info(LOGITS_FROM, TensorProto.INT64, [1]))
+    rows = f"{node.input[0]}.rows"
+    select = helper.make_node(
+        "Slice",
+        [node.input[0], LOGITS_FROM, "logits_from.end", "logits_from.axis"],
+        [rows],
+        name="logits_from.slice",
+    )
+    node.input[0] = rows
+    graph.node.insert(list(graph.node).index(node), select)
+    onnx.save(model, str(path))

@@ -135,12 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         "build", help="build a catalog model (default tiny.en) or convert a CTranslate2 directory"
     )
     build.add_argument("name", nargs="?", help="catalog name: tiny.en (default) or base")
-    build.add_argument(
-        "--from",
-        dest="from_dir",
-        metavar="DIR",
-        help="convert this CTranslate2 Whisper directory (faster-whisper's format)",
-    )
+    build.add_argument("--from", dest="from_dir", metavar="DIR", help="a CTranslate2 directory")
     build.add_argument("--name", dest="as_name", help="with --from: the new model's name")
     build.add_argument("--force", action="store_true", help="rebuild even if present")
     models_sub.add_parser("list", help="show the catalog and the model directories")
@@ -326,49 +321,14 @@ class _progress:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from streamer.engine.catalog import DEFAULT_NAME
-    from streamer.engine.models import build_catalog_model, build_from_dir, list_models
+    from streamer.engine.models import build_command, model_table
 
     if args.models_command == "build":
-        if args.from_dir:
-            if args.name:
-                raise ConfigError("give a catalog name or --from DIR, not both (--name names it)")
-            path = build_from_dir(Path(args.from_dir), args.as_name, log=_err, force=args.force)
-            name = path.name
-        else:
-            name = args.name or DEFAULT_NAME
-            path = build_catalog_model(name, force=args.force, log=_err)
+        path, name = build_command(args.name, args.from_dir, args.as_name, args.force, log=_err)
         _err(f"model ready: {path} (use it with --model {name})")
-        return 0
-    _print_catalog()
-    listings = list_models()
-    if not listings:
-        print("no model directories yet; build one with: streamer models build")
-        return 0
-    print("model directories:")
-    for item in listings:
-        print(
-            f"{item.name:24s} {','.join(item.precisions):10s} {item.size_mb:7.1f} MB  "
-            f"{item.source}  {item.path}"
-        )
+    else:
+        print("\n".join(model_table()))
     return 0
-
-
-def _print_catalog() -> None:
-    """Each catalog model: languages, size, built or not, and its measured figures."""
-    from streamer.engine.catalog import CATALOG
-    from streamer.engine.models import models_root, size_mb
-
-    print("catalog (streamer models build NAME, then --model NAME):")
-    for entry in CATALOG.values():
-        path = models_root() / entry.dir_name
-        built = (path / "manifest.json").is_file()
-        size = f"{size_mb(path):7.1f} MB" if built else f"~{entry.built_mb:5d} MB"
-        where = f"built      {path}" if built else f"not built  streamer models build {entry.name}"
-        print(f"  {entry.name:8s} languages {entry.languages:3s} {size}  {where}")
-        for figure in entry.figures:
-            value = f"{figure.value:.4f}" if figure.metric == "RTF" else f"{figure.value:.2f}"
-            print(f"  {'':8s} {figure.metric} {value}  {figure.setting}  [{figure.source}]")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from streamer.engine.catalog import (
 from streamer.engine.export import RECIPE
 from streamer.engine.manifest import read_manifest, verify_files
 from streamer.engine.model_info import find_onnx_files
-from streamer.errors import ModelLoadError
+from streamer.errors import ConfigError, ModelLoadError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = CATALOG[DEFAULT_NAME].dir_name
@@ -84,22 +84,38 @@ def build_from_dir(
 ) -> Path:
     """Convert a CTranslate2 Whisper directory (faster-whisper's format) the user has into
     ``models_root()/NAME`` (default: the source directory's name)."""
-    from streamer.engine.export.build import Provenance, build_model_dir
+    from streamer.engine.export.build import Provenance, build_model_dir, check_ct2_dir
 
     source = Path(source).expanduser()
     if not source.is_dir():
         raise ModelLoadError(f"{source} is not a directory; give a CTranslate2 Whisper directory")
+    check_ct2_dir(source)
     name = name or source.resolve().name
     if "/" in name or name in ("", ".", ".."):
         raise ModelLoadError(f"--name {name!r} must be a plain directory name")
     if is_catalog_name(name):
         raise ModelLoadError(f"--name {name} is a catalog model's; choose another name")
     target = models_root() / name
+    if target.resolve() == source.resolve():
+        raise ModelLoadError(f"{target} is the source itself; give another --name")
     if target.exists() and not force:
         raise ModelLoadError(f"{target} exists; add --force to replace it")
     log(f"converting {source} into {target}")
     provenance = Provenance(f"converted from {source.resolve()}", f"{name}:model.bin")
     return build_model_dir(target, source, log=log, provenance=provenance)
+
+
+def build_command(
+    name: str | None, from_dir: str | None, as_name: str | None, force: bool, log
+) -> tuple[Path, str]:
+    """``streamer models build [NAME] [--from DIR [--name NAME]]``: (directory, its name)."""
+    if from_dir and name:
+        raise ConfigError("give a catalog name or --from DIR, not both (--name names it)")
+    if from_dir:
+        path = build_from_dir(Path(from_dir), as_name, log=log, force=force)
+        return path, path.name
+    name = name or DEFAULT_NAME
+    return build_catalog_model(name, force=force, log=log), name
 
 
 def _manifest(target: Path) -> dict | None:
@@ -155,3 +171,28 @@ def list_models() -> list[ModelListing]:
 
 def size_mb(directory: Path) -> float:
     return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()) / 1e6
+
+
+def model_table() -> list[str]:
+    """``streamer models list``: the catalog (languages, size, built or not, measured figures),
+    then every model directory under models_root(), downloaded exports included."""
+    lines = ["catalog (streamer models build NAME, then --model NAME):"]
+    for entry in CATALOG.values():
+        path = models_root() / entry.dir_name
+        built = (path / "manifest.json").is_file()
+        size = f"{size_mb(path):7.1f} MB" if built else f"~{entry.built_mb:5d} MB"
+        where = f"built      {path}" if built else f"not built  streamer models build {entry.name}"
+        lines.append(f"  {entry.name:8s} languages {entry.languages:3s} {size}  {where}")
+        for figure in entry.figures:
+            value = f"{figure.value:.4f}" if figure.metric == "RTF" else f"{figure.value:.2f}"
+            lines.append(f"  {'':8s} {figure.metric} {value}  {figure.setting}  [{figure.source}]")
+    listings = list_models()
+    if not listings:
+        return [*lines, "no model directories yet; build one with: streamer models build"]
+    lines.append(f"model directories in {models_root()}:")
+    for item in listings:
+        precisions = ",".join(item.precisions)
+        lines.append(
+            f"{item.name:24s} {precisions:10s} {item.size_mb:7.1f} MB  {item.source}  {item.path}"
+        )
+    return lines

@@ -38,15 +38,10 @@ FIXED_NOTE = "3000 frames"
 NO_ATTENTION_NOTE = "no cross-attention outputs"
 
 
-def streamer(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "streamer", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
+def streamer(*args, env=None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "streamer", *map(str, args)]
+    env = {**os.environ, **(env or {})}
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:

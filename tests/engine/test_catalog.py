@@ -295,3 +295,16 @@ def test_the_base_model_is_multilingual_by_its_weights(base_model_dir):
         51865, True, 80, 6,
     )  # fmt: skip
     assert resolve_model_dir("base", log=lambda _: None) == base_model_dir
+
+
+def test_models_list_shows_the_catalog_and_every_loadable_directory(exports):
+    """Catalog models not built here say how to build them; downloaded exports are listed in
+    either layout."""
+    result = streamer("models", "list", env={"STREAMER_MODELS": str(exports["flat"].parent)})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "not built  streamer models build base" in out and "languages 99" in out
+    assert "CER% ja 20.13" in out
+    for variant, path in exports.items():
+        line = next(line for line in out.splitlines() if line.startswith(variant + " "))
+        assert "fp32,int8" in line and str(path) in line and "no manifest" in line

@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     soak = bench_sub.add_parser("soak", help="hours of audio on the virtual clock")
     for bench_parser in (stream, soak):
-        bench_parser.add_argument("--model", help="catalog name or model directory (default tiny.en)")
+        bench_parser.add_argument("--model", help="model name or directory (default tiny.en)")
     soak.add_argument("--minutes", type=float, default=60.0)
     soak.add_argument("--manifest", help="speech to loop (default: generated)")
     soak.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")

@@ -123,6 +123,19 @@ def test_build_from_refuses_a_catalog_name(tmp_path, random_ct2):
     assert "catalog" in one_line_error(result)
 
 
+@pytest.mark.parametrize("n_mels", [80, 128])
+def test_the_frontend_computes_any_mel_count_as_faster_whisper_does(n_mels):
+    """large-v3 reads 128 mel bins: the filters and features match the reference extractor."""
+    extractor = pytest.importorskip("faster_whisper.feature_extractor")
+    from streamer.engine.frontend import log_mel_spectrogram
+
+    audio = np.random.default_rng(0).standard_normal(3 * 16_000).astype(np.float32) * 0.1
+    reference = extractor.FeatureExtractor(feature_size=n_mels)(audio, padding=0)
+    ours = log_mel_spectrogram(audio, n_mels)
+    assert ours.shape == reference.shape == (n_mels, 300)
+    assert np.abs(ours - reference).max() < 1e-5
+
+
 # --- layouts of other exporters ------------------------------------------------------------------
 
 

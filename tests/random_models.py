@@ -125,8 +125,8 @@ def export_variant(built: Path, target: Path, variant: str) -> Path:
     encoders add all 1500 positions (they refuse anything but 3000 frames) and do not say."""
     target.mkdir(parents=True)
     for path in built.iterdir():
-        if path.name == "manifest.json":
-            continue
+        if path.name == "manifest.json" or path.suffix == ".onnx_data":
+            continue  # onnx.load reads external weights in; the copies hold them inline
         folder = target / "onnx" if variant == "hub" and path.suffix == ".onnx" else target
         folder.mkdir(exist_ok=True)
         if path.suffix != ".onnx":

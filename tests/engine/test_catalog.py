@@ -139,9 +139,10 @@ def test_the_frontend_computes_any_mel_count_as_faster_whisper_does(n_mels):
 # --- layouts of other exporters ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_each_layout_transcribes(exports, speech_file, variant):
-    result = streamer("transcribe", speech_file, "--model", exports[variant], "--format", "jsonl")
+@pytest.mark.parametrize("variant", ["built", *VARIANTS])
+def test_each_layout_transcribes(random_built, exports, speech_file, variant):
+    model = random_built if variant == "built" else exports[variant]
+    result = streamer("transcribe", speech_file, "--model", model, "--format", "jsonl")
     assert result.returncode == 0, result.stderr
     assert (FIXED_NOTE in result.stderr) == (variant == "fixed-frames"), result.stderr
 

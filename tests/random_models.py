@@ -120,9 +120,10 @@ def random_ct2_dir(target: Path, tokenizer_json: Path, n_mels: int = 128) -> Pat
 def export_variant(built: Path, target: Path, variant: str) -> Path:
     """A copy of our built directory as another exporter lays it out (no manifest.json).
 
-    ``flat``: as is; ``hub``: ONNX files under ``onnx/``; ``no-attention``: the decoders
-    without ``cross_attentions.*`` outputs (a plain optimum export); ``fixed-frames``: the
-    encoders add all 1500 positions (they refuse anything but 3000 frames) and do not say."""
+    ``flat``: as is; ``hub``: ONNX files under ``onnx/``, and the encoders do not say that they
+    take any number of frames; ``no-attention``: the decoders without ``cross_attentions.*``
+    outputs (a plain optimum export); ``fixed-frames``: the encoders add all 1500 positions
+    (they refuse anything but 3000 frames) and do not say."""
     target.mkdir(parents=True)
     for path in built.iterdir():
         if path.name == "manifest.json" or path.suffix == ".onnx_data":
@@ -137,6 +138,10 @@ def export_variant(built: Path, target: Path, variant: str) -> Path:
             _drop_outputs(model, "cross_attentions.")
         if variant == "fixed-frames" and path.name.startswith("encoder"):
             _fix_frames(model)
+        if variant in ("hub", "fixed-frames") and path.name.startswith("encoder"):
+            kept = [p for p in model.metadata_props if p.key != "whisper.encoder_variable_frames"]
+            del model.metadata_props[:]
+            model.metadata_props.extend(kept)
         onnx.save(model, folder / path.name)
     return target
 
@@ -148,12 +153,9 @@ def _drop_outputs(model: onnx.ModelProto, prefix: str) -> None:
 
 
 def _fix_frames(model: onnx.ModelProto) -> None:
-    """The positions added whole, as optimum's encoder adds them, and the metadata gone."""
+    """The positions added whole, as optimum's encoder adds them."""
     graph = model.graph
     sliced = next(n for n in graph.node if n.op_type == "Slice" and "encoder.positions" in n.input)
     for node in graph.node:
         node.input[:] = ["encoder.positions" if i == sliced.output[0] else i for i in node.input]
     graph.node.remove(sliced)
-    kept = [p for p in model.metadata_props if p.key != "whisper.encoder_variable_frames"]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)

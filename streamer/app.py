@@ -82,6 +82,11 @@ def run_live(config: Config, input_path: str | None = None) -> int:
     from streamer.output.ui import LiveView, TranscriptModel
 
     engine = Engine(config.model, log=_err)
+    if not engine.decoder.has_cross_attentions:
+        _err(
+            "streamer: this export has no cross-attention outputs: word times are spread "
+            "between timestamps and the attention guards (squeezed repeats, crammed tail) are off"
+        )
     engine.warm_up()
     source = build_source(config, input_path)
     sinks = build_sinks(config)

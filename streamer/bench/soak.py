@@ -47,7 +47,8 @@ def soak(args: argparse.Namespace) -> int:
         )
         return 0
     mode = getattr(args, "mode", "captions")
-    config = load_config(mode, None, {"stream": {"pace": "fast"}})
+    model = {"path": args.model} if getattr(args, "model", None) else {}
+    config = load_config(mode, None, {"stream": {"pace": "fast"}, "model": model})
     engine = Engine(config.model, log=err)
     engine.warm_up()
     source = SoakSource(clips, minutes * 60, block_ms=config.audio.block_ms)

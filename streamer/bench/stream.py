@@ -69,7 +69,8 @@ def _stream(args: argparse.Namespace, items: list[StreamItem]) -> int:
     stream_overrides: dict = {"pace": pace}
     if getattr(args, "virtual_cpu", None) is not None:
         stream_overrides["virtual_cpu_speed"] = args.virtual_cpu
-    config = load_config(mode, config_file, {"stream": stream_overrides})
+    model = {"path": args.model} if getattr(args, "model", None) else {}
+    config = load_config(mode, config_file, {"stream": stream_overrides, "model": model})
     engine = Engine(config.model, log=err)
     engine.warm_up()
     speed = config.stream.virtual_cpu_speed
@@ -88,7 +89,7 @@ def _stream(args: argparse.Namespace, items: list[StreamItem]) -> int:
     other_cores = max(0.0, other_busy) / max(time.monotonic() - wall_before, 1e-9)
     load_after = os.getloadavg()
 
-    fast = load_config(mode, config_file, {"stream": {"pace": "fast"}})
+    fast = load_config(mode, config_file, {"stream": {"pace": "fast"}, "model": model})
     with tempfile.TemporaryDirectory() as folder:
         quiet = [run_file(path, engine, fast) for path in silence_files(Path(folder))]
     err(f"  silence and noise: {sum(len(r.words) for r in quiet)} words")

@@ -122,3 +122,65 @@ def _text_token_probabilities(token_logprobs: Sequence[float], text_rows: list[i
 
 def _mean(probabilities: np.ndarray) -> float:
     return float(probabilities.mean()) if len(probabilities) else 1.0
+
+
+def interpolated_word_timestamps(
+    tokenizer: Tokenizer,
+    tokens: tuple[int, ...],
+    n_audio_frames: int,
+    window_start_sample: int,
+    token_logprobs: Sequence[float] = (),
+) -> list[Word]:
+    """Words of ``tokens`` timed without attention (exports without cross-attention outputs):
+    each run of text between two timestamp tokens spans those timestamps, and its words share
+    that span in proportion to their length in characters. Coarser than ``word_timestamps``;
+    text before the first timestamp starts at 0, text after the last ends with the audio."""
+    ts_begin, eot = tokenizer.special.timestamp_begin, tokenizer.special.eot
+    n_frames = max(1, n_audio_frames)
+    probabilities = np.exp(np.asarray(token_logprobs, dtype=np.float64))
+    result: list[Word] = []
+    start, run = 0, []  # run: (index, token) of the text since the last timestamp
+    for k, token in enumerate([*tokens, None]):
+        if token is not None and token < eot:
+            run.append((k, token))
+            continue
+        if token is not None and token < ts_begin:
+            continue  # end of text and other specials carry no time
+        end = n_frames if token is None else min(n_frames, token - ts_begin)
+        if run:
+            span = (start, max(end, start + 1))
+            result += _spread(tokenizer, run, span, window_start_sample, probabilities)
+        run = []
+        if token is not None:
+            start = min(token - ts_begin, n_frames - 1)
+    return result
+
+
+def _spread(
+    tokenizer: Tokenizer,
+    run: list[tuple[int, int]],
+    span: tuple[int, int],
+    window_start_sample: int,
+    probabilities: np.ndarray,
+) -> list[Word]:
+    """The words of one timestamped run, spread over the frames ``span`` by character count."""
+    start, end = span
+    words, word_tokens = tokenizer.split_to_word_tokens([token for _, token in run])
+    lengths = np.array([max(1, len(text.strip())) for text in words], dtype=np.float64)
+    edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(lengths)]) / lengths.sum()
+    indices = [k for k, _ in run]
+    boundaries = np.concatenate([[0], np.cumsum([len(t) for t in word_tokens])])
+    known = len(probabilities) > indices[-1]
+    result = []
+    for w, text in enumerate(words):
+        rows = indices[boundaries[w] : boundaries[w + 1]]
+        first, last = int(round(edges[w])), int(round(edges[w + 1]))
+        result.append(
+            Word(
+                text=text,
+                start_sample=window_start_sample + first * N_SAMPLES_PER_TOKEN,
+                end_sample=window_start_sample + max(last, first + 1) * N_SAMPLES_PER_TOKEN,
+                probability=_mean(probabilities[rows]) if known else 1.0,
+            )
+        )
+    return result

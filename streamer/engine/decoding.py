@@ -142,7 +142,8 @@ class DecodeTask:
         the prompt and prefix in the same call and accepted while they equal what greedy
         decoding would pick; decoding resumes at the first disagreement from the cache of the
         accepted tokens, so the result is exactly the greedy result, at a fraction of the
-        calls."""
+        calls. Without cross-attention outputs in the decoder, no alignment comes back."""
+        want_alignment = want_alignment and self.decoder.has_cross_attentions
         options = self.options
         without_timestamps = options.without_timestamps
         initial = self.initial_tokens(prompt or [], without_timestamps)

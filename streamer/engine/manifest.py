@@ -61,6 +61,8 @@ def verify_files(directory: Path, names: list[str], full: bool = True) -> None:
     manifest = read_manifest(directory)
     for name in names:
         path = directory / name
+        if not path.is_file() and manifest is None:
+            raise ModelLoadError(f"model file {path} is missing; the directory is incomplete")
         if not path.is_file():
             raise ModelLoadError(
                 f"model file {path} is missing; rebuild with: streamer models build --force"

@@ -1,6 +1,10 @@
 """A Whisper model directory as the runtime reads it: the file names of each precision (the
 Xenova/onnx-community names, which our build writes too) and the model's facts, read from
 config.json and generation_config.json.
+
+Two layouts load: our build's (everything at the top) and the Hugging Face hub's, where the ONNX
+files sit in an ``onnx/`` subfolder and the json files at the top. int8 files are named as
+transformers.js names them: ``*_quantized.onnx`` first, then ``*_int8`` and ``*_uint8``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,36 @@ from streamer.errors import ModelLoadError
 
 ENCODER_FILES = {"fp32": "encoder_model.onnx", "int8": "encoder_model_quantized.onnx"}
 DECODER_FILES = {"fp32": "decoder_model_merged.onnx", "int8": "decoder_model_merged_quantized.onnx"}
+SUFFIXES = {"fp32": ("",), "int8": ("_quantized", "_int8", "_uint8")}
+ONNX_FOLDERS = ("", "onnx")  # our build's layout, then the hub's
+
+
+def find_onnx_files(directory: Path, precision: str) -> tuple[str, str] | None:
+    """(encoder, decoder) paths relative to ``directory`` for ``precision``, or None."""
+    for folder in ONNX_FOLDERS:
+        for suffix in SUFFIXES[precision]:
+            names = tuple(
+                str(Path(folder) / f"{stem}{suffix}.onnx")
+                for stem in ("encoder_model", "decoder_model_merged")
+            )
+            if all((directory / name).is_file() for name in names):
+                return names  # type: ignore[return-value]
+    return None
+
+
+def missing_files(directory: Path, precision: str) -> str:
+    """What a directory lacks for ``precision``, in words, for the error that says so."""
+    suffix = SUFFIXES[precision][0]
+    wanted = [f"{stem}{suffix}.onnx" for stem in ("encoder_model", "decoder_model_merged")]
+    for folder in ONNX_FOLDERS:
+        present = [n for n in wanted if (directory / folder / n).is_file()]
+        if present:
+            absent = [str(Path(folder) / n) for n in wanted if n not in present]
+            return ", ".join(absent)
+    merged_note = ""
+    if any(directory.glob("**/decoder_with_past_model*.onnx")):
+        merged_note = " (it has a non-merged decoder: export with the merged decoder)"
+    return f"{' and '.join(wanted)}, at the top or under onnx/{merged_note}"
 
 # an optional decoder input of our builds: the first position given logits (see
 # export/decoder_graph.select_logit_rows)
@@ -58,6 +92,17 @@ def _read_json(path: Path) -> dict:
         raise ModelLoadError(f"{path} is damaged ({error}); rebuild the model") from error
 
 
+def _onnx_files(directory: Path, precision: str) -> tuple[str, str]:
+    found = find_onnx_files(directory, precision)
+    if found is not None:
+        return found
+    if (directory / "manifest.json").exists():  # our build: names are fixed, a gap is damage
+        return ENCODER_FILES[precision], DECODER_FILES[precision]
+    raise ModelLoadError(
+        f"{directory} has no {precision} model: missing {missing_files(directory, precision)}"
+    )
+
+
 def read_model_info(directory: Path, precision: str, verify: bool = True) -> ModelInfo:
     """Pick the encoder/decoder files for ``precision`` and read the model's facts."""
     directory = Path(directory)
@@ -67,7 +112,7 @@ def read_model_info(directory: Path, precision: str, verify: bool = True) -> Mod
         )
     if precision not in ENCODER_FILES:
         raise ModelLoadError(f"unknown precision {precision!r}; valid: fp32, int8")
-    encoder, decoder = ENCODER_FILES[precision], DECODER_FILES[precision]
+    encoder, decoder = _onnx_files(directory, precision)
     if verify:
         # the weights beside a graph file (our builds; large community exports) are checked too
         weights = [

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from streamer.config import ModelConfig
-from streamer.engine.model_info import DECODER_FILES, ENCODER_FILES
+from streamer.engine.model_info import find_onnx_files
 from streamer.errors import ModelLoadError
 
 _OPT_LEVELS = {
@@ -94,8 +94,7 @@ def choose_precision(directory: Path, precision: str, device: str) -> str:
     if (directory / "manifest.json").exists():  # our build has both: a gap is damage
         return wanted[0]
     for candidate in wanted:
-        files = (ENCODER_FILES[candidate], DECODER_FILES[candidate])
-        if all((directory / name).exists() for name in files):
+        if find_onnx_files(directory, candidate):
             return candidate
     return wanted[0]
 

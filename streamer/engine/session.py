@@ -42,8 +42,23 @@ class EncoderSession:
         _check_names(self.session, info.encoder_path, ["input_features"], ["last_hidden_state"])
         self.provider = provider_name(self.session)
         metadata = self.session.get_modelmeta().custom_metadata_map
-        # community exports add a fixed 1500-position table: they need the full 30 s
-        self.variable_frames = metadata.get("whisper.encoder_variable_frames") == "1"
+        # community exports add a fixed 1500-position table: they need the full 30 s; our
+        # build says it takes shorter inputs, and an export that says nothing is tried once
+        declared = metadata.get("whisper.encoder_variable_frames")
+        self.variable_frames = declared == "1" if declared is not None else self._takes_short(info)
+
+    def _takes_short(self, info: ModelInfo) -> bool:
+        """Whether 2 s of features give 100 positions (a fixed encoder fails or pads)."""
+        import onnxruntime as ort
+
+        quiet = ort.RunOptions()
+        quiet.log_severity_level = 4  # the expected failure is not an error to show
+        features = np.zeros((1, info.n_mels, 200), dtype=np.float32)
+        try:
+            out = self.session.run(["last_hidden_state"], {"input_features": features}, quiet)
+        except Exception:  # ORT raises its own types for a shape its graph refuses
+            return False
+        return out[0].shape[1] == 100
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         return self.session.run(["last_hidden_state"], {"input_features": features})[0]

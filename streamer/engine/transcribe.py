@@ -46,6 +46,11 @@ class Engine:
         self.encoder = EncoderSession(self.info, config)
         self.decoder = DecoderSession(self.info, config)
         self.provider = self.encoder.provider
+        if not self.encoder.variable_frames:
+            log(
+                f"{directory.name}: its encoder takes only full 30 s windows (3000 frames); "
+                "every window is encoded at full length (slower live steps)"
+            )
 
     def describe(self) -> str:
         return f"{self.info.describe()} on {self.provider}"

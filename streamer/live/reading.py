@@ -24,7 +24,7 @@ from streamer.audio import (
     seconds_to_samples,
 )
 from streamer.config import DecodeOptions, StreamConfig
-from streamer.engine.alignment import word_timestamps
+from streamer.engine.alignment import interpolated_word_timestamps, word_timestamps
 from streamer.engine.decoding import DecodingResult
 from streamer.engine.transcribe import Engine, max_tokens_for
 from streamer.live.stepcost import StepWork
@@ -94,21 +94,28 @@ class WindowReader:
                 result, rejected = salvaged, ""
         words: list[Word] = []
         if not rejected:
-            n_frames = len(audio) // N_SAMPLES_PER_TOKEN
-            words = word_timestamps(
-                self.engine.tokenizer,
-                result.tokens,
-                result.cross_attentions or (),
-                n_frames,
-                self.window_start,
-                result.token_logprobs,
-            )
-            words = drop_squeezed_repeats([w for w in words if w.start_sample < window_end])
-            words = drop_crammed_tail(words)
+            words = self._place_words(result, len(audio) // N_SAMPLES_PER_TOKEN, window_end)
         compute_s = time.perf_counter() - started
         return Reading(
             self.window_start, window_end, result, rejected, looped, tuple(words), work, compute_s
         )
+
+    def _place_words(self, result: DecodingResult, n_frames: int, window_end: int) -> list[Word]:
+        """Words in time from the cross-attention; from the timestamps where the export has
+        no attention outputs (its word times are coarse, so the guards that judge a word by
+        its duration are off)."""
+        tokenizer, start, tokens = self.engine.tokenizer, self.window_start, result.tokens
+        if result.cross_attentions is None:
+            words = interpolated_word_timestamps(
+                tokenizer, tokens, n_frames, start, result.token_logprobs
+            )
+            return [w for w in words if w.start_sample < window_end]
+        attention = result.cross_attentions
+        words = word_timestamps(
+            tokenizer, tokens, attention, n_frames, start, result.token_logprobs
+        )
+        words = drop_squeezed_repeats([w for w in words if w.start_sample < window_end])
+        return drop_crammed_tail(words)
 
     def _decode(self, audio: np.ndarray) -> tuple[DecodingResult, StepWork]:
         n_frames = len(audio) // HOP_LENGTH

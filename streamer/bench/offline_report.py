@@ -12,7 +12,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streamer.bench.common import cpu_name, print_table, usable_cores, write_json_report
+from streamer.bench.common import (
+    add_rows_with_total,
+    cpu_name,
+    print_table,
+    usable_cores,
+    write_json_report,
+)
 
 if TYPE_CHECKING:  # only as types: the runs are made in offline, which prints through here
     from streamer.bench.offline import FileRun
@@ -131,7 +137,7 @@ def machine_line(machine: dict) -> str:
     if start is not None:
         line += f"; 1-min load average {start:.2f} at start"
         line += f", {end:.2f} at end" if end is not None else ""
-    return line
+    return line + (f"; model {machine['model']}" if machine.get("model") else "")
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -159,18 +165,20 @@ def render_table(rows: Sequence[SetRow], engines: Sequence[str], plain: bool):
     if compare:
         table.add_column(f"speed {SPEED_PAIR[0]} vs {SPEED_PAIR[1]}", justify="right")
         table.add_column(f"WER delta {SPEED_PAIR[0]} - {SPEED_PAIR[1]}", justify="right")
-    for index, row in enumerate(rows):
+    lines = []
+    for row in rows:
         cells = [row.name, str(row.n_files), f"{row.audio_s:.1f}"]
         cells += [f"{100 * row.scores[e].wer:.2f}" for e in engines]
         cells += [f"{row.scores[e].rtf:.4f}" for e in engines]
         if compare:
             cells += [f"{row.speed_ratio():.2f}x", f"{row.wer_delta():+.2f}"]
-        table.add_row(*cells, end_section=index == len(rows) - 2)  # a rule above "overall"
+        lines.append(cells)
+    add_rows_with_total(table, lines)  # a rule above "overall"
     return table
 
 
 LEGEND = (
-    "fw = faster-whisper on the same tiny.en weights (CTranslate2, cpu). WER% = word errors "
+    "fw = faster-whisper on the same weights (CTranslate2, cpu). WER% = word errors "
     "per 100 reference words after Whisper's English normalizer, summed over the set. "
     "RTF = compute s / audio s (lower is faster). speed = fw RTF / our RTF (>= 1.00x: "
     "ours is at least as fast). WER delta in points (negative: ours is better)."
@@ -188,11 +196,14 @@ def write_json(
     args: argparse.Namespace,
     rows: Sequence[SetRow],
     runs: Sequence[FileRun],
+    extra: dict | None = None,
 ) -> None:
-    settings = ("manifest", "sets", "limit", "threads", "model_device")
+    """The settings, the rows and every file's text and times; ``extra``: more top-level keys
+    (the multilingual rows)."""
+    settings = ("manifest", "sets", "limit", "threads", "model_device", "model", "reference_model")
     report = {
         "machine": machine,
-        "settings": {name: getattr(args, name) for name in settings},
+        "settings": {name: getattr(args, name, None) for name in settings},
         "sets": [
             {
                 "name": row.name,
@@ -208,10 +219,12 @@ def write_json(
             {
                 "id": r.item.id,
                 "set": r.item.group,
+                "language": r.item.language,
                 "reference": r.item.reference,
                 **{key: value for key, value in asdict(r).items() if key != "item"},
             }
             for r in runs
         ],
+        **(extra or {}),
     }
     write_json_report(path, report)

@@ -1,5 +1,6 @@
-"""What ``streamer bench stream`` plays: the long-form files of the evaluation manifest, or its
-LibriSpeech chapters joined into one file each, and the silence and noise of its last row."""
+"""What ``streamer bench stream`` plays: the long-form files of the evaluation manifest, its
+sessions, its LibriSpeech chapters joined into one file each, or the multilingual clips (in
+``multilingual/manifest.jsonl`` beside it); and the silence and noise of its last row."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.audio import SAMPLE_RATE
-from streamer.bench.common import manifest_records
+from streamer.bench.common import manifest_records, set_records
 from streamer.errors import ConfigError
 
 CHAPTER_GAP_S = 0.5  # silence between the utterances of a joined chapter
@@ -35,10 +36,11 @@ class StreamItem:
     reference: str
     duration_s: float
     segments: tuple[SpeechSegment, ...]  # empty: the whole file is one segment
-    group: str = "longform"  # the set it belongs to: longform, session or chapters
+    group: str = "longform"  # longform, session, chapters, or "multilingual <language>"
+    language: str = "en"  # what it is spoken in: the pipeline is told it
 
 
-STREAM_SETS = ("longform", "session", "chapters")
+STREAM_SETS = ("longform", "session", "chapters")  # "all"; multilingual is asked for by name
 
 
 def stream_items(
@@ -60,31 +62,33 @@ def read_stream_items(
     manifest: str | Path, limit: int | None = None, set_name: str = "longform"
 ) -> list[StreamItem]:
     """The items of ``manifest`` whose set is ``set_name``, in file order (the first
-    ``limit``): long recordings with a reference and, where given, its segment times."""
+    ``limit``; of each language in the multilingual set): recordings with a reference and,
+    where given, its segment times."""
     path = Path(manifest)
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
-    items = []
-    for record in manifest_records(path):
-        if record.get("set") != set_name:
-            continue
+    groups: dict[str, list[StreamItem]] = {}
+    for record in set_records(path, [set_name]):
         segments = tuple(
             SpeechSegment(float(s["start_s"]), float(s["end_s"]))
             for s in record.get("segments") or ()
         )
-        items.append(
+        language = record.get("language", "en")
+        group = f"{set_name} {language}" if set_name == "multilingual" else set_name
+        groups.setdefault(group, []).append(
             StreamItem(
                 id=record["id"],
-                path=path.parent / record["path"],
+                path=Path(record["path"]),
                 reference=record["text"],
                 duration_s=float(record["duration_s"]),
                 segments=segments,
-                group=set_name,
+                group=group,
+                language=language,
             )
         )
-    if not items:
+    if not groups:
         raise ConfigError(f"{path} has no items of set {set_name!r}")
-    return items[:limit]
+    return [item for group in groups.values() for item in group[:limit]]
 
 
 def chapter_items(manifest: str | Path, folder: Path, limit: int | None = None) -> list[StreamItem]:

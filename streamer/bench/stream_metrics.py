@@ -104,17 +104,17 @@ class Row:
 REPEAT_WORDS = (2, 8)  # phrase lengths checked for back-to-back repeats
 
 
-def seam_repeats(streamed: str, offline: str) -> int:
-    """Phrases of 2-8 words that the stream says twice in a row and the offline reading of
-    the same audio does not: words restated at a window seam and committed again. (People
-    do repeat themselves, "no, no"; those are in the offline text too.)"""
-    from streamer.bench.wer import normalize
+def seam_repeats(streamed: str, offline: str, language: str = "en") -> int:
+    """Phrases of 2-8 words (characters, where ``language`` is scored by characters) that the
+    stream says twice in a row and the offline reading of the same audio does not: words
+    restated at a window seam and committed again. (People do repeat themselves, "no, no";
+    those are in the offline text too.)"""
+    from streamer.bench.wer import scored_units
 
-    offline_words = normalize(offline).split()
-    offline_repeats = set(_repeated_phrases(offline_words))
+    offline_repeats = set(_repeated_phrases(scored_units(offline, language)))
     return sum(
         1
-        for phrase in _repeated_phrases(normalize(streamed).split())
+        for phrase in _repeated_phrases(scored_units(streamed, language))
         if phrase not in offline_repeats
     )
 
@@ -140,10 +140,11 @@ def summarize(
     name: str,
     reference_offline: dict[str, Sequence[str]] | None = None,
 ) -> Row:
-    """One row over ``runs`` (one run: that file; several: pooled, corpus WER);
+    """One row over ``runs`` (one run: that file; several: pooled, corpus WER, or the mean of
+    the languages' rates where they are in several, see ``wer.error_rate``);
     ``reference_offline``: faster-whisper's transcripts of the same files, by setting
     (``"fw"``: VAD off, ``"fw vad"``: on)."""
-    from streamer.bench.wer import word_errors
+    from streamer.bench.wer import error_rate
 
     words = [w for run in runs for w in run.words]
     commit = commit_latencies(words)
@@ -157,6 +158,7 @@ def summarize(
         missing += lost
     references = [item.reference for item in items]
     streamed = [run.text for run in runs]
+    languages = [item.language for item in items]
     return Row(
         name=name,
         words=len(words),
@@ -164,18 +166,21 @@ def summarize(
         seen={kind: _stat(seen, kind) for kind in ("mean", "p90")},
         final={kind: _stat(finals, kind) for kind in ("p50", "p90")},
         final_missing=missing,
-        wer_stream=word_errors(references, streamed).wer,
-        wer_offline=word_errors(references, offline).wer,
-        wer_vs_offline=word_errors(offline, streamed).wer,
+        wer_stream=error_rate(references, streamed, languages),
+        wer_offline=error_rate(references, offline, languages),
+        wer_vs_offline=error_rate(offline, streamed, languages),
         **{
-            field_name: word_errors(references, texts).wer
+            field_name: error_rate(references, texts, languages)
             for field_name, texts in (
                 ("wer_fw", (reference_offline or {}).get("fw")),
                 ("wer_fw_vad", (reference_offline or {}).get("fw vad")),
             )
             if texts is not None
         },
-        repeats=sum(seam_repeats(text, reference) for text, reference in zip(streamed, offline)),
+        repeats=sum(
+            seam_repeats(text, read, language)
+            for text, read, language in zip(streamed, offline, languages)
+        ),
         **_cost(runs),
     )
 

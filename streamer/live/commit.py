@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from streamer.audio import ms_to_samples
+from streamer.engine.script import is_spaceless
 from streamer.live.seams import CommittedTail
 from streamer.live.voting import Voting
 from streamer.live.wordtext import SENTENCE_END, common_prefix_length, normalize, words_text
@@ -278,7 +279,8 @@ class LocalAgreement:
             if index is None:
                 continue
             if index == 0:  # the reading starts with the new words: a capital starts anew
-                closes = first.text.strip()[:1].isupper()
+                initial = first.text.strip()[:1]  # (a script without case: nothing says not)
+                closes = initial.isupper() or is_spaceless(initial)
             else:
                 closes = reading.words[index - 1].text.rstrip().endswith(held.text)
             return (held, *words) if closes else words

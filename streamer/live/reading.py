@@ -26,16 +26,21 @@ from streamer.audio import (
 from streamer.config import DecodeOptions, StreamConfig
 from streamer.engine.alignment import word_timestamps
 from streamer.engine.decoding import DecodingResult
-from streamer.engine.transcribe import Engine, max_tokens_for
+from streamer.engine.script import is_spaceless, split_words
+from streamer.engine.transcribe import Engine, max_tokens_for, tokens_per_second
 from streamer.live.stepcost import StepWork
 from streamer.live.wordtext import SENTENCE_END, normalize, repeat_lengths
 from streamer.types import CommittedWord, Word
 
 REPEAT_NGRAM, REPEAT_COUNT = 3, 3  # a 3-word phrase three times in one hypothesis is a loop
+# in a script without spaces a phrase of 4 characters three times is one (a character is about
+# half a word: a character said again, "的" or "谢谢", is speech)
+REPEAT_CHARS = 4
 MAX_CHARS_PER_S = 25.0  # fast speech is ~20 characters/s; more is invented text
 SQUEEZED_WORD_S = 0.06  # a phrase read again with most words this short has no audio
 CRAMMED_WORD_S = 0.04  # a reading that ends in CRAMMED_RUN or more words this short...
 CRAMMED_RUN = 3  # ...ran out of audio: no spoken word is that short, three in a row
+CRAMMED_RUN_SPACELESS = 6  # characters, where a token may spell two of them in one frame
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,7 @@ class WindowReader:
             return "repetition"
         text_tokens = [t for t in result.tokens if t < self.engine.tokenizer.special.eot]
         duration_s = n_samples / SAMPLE_RATE
-        if len(text_tokens) > self.options.max_tokens_per_second * duration_s + 8:
+        if len(text_tokens) > tokens_per_second(self.options, result.text) * duration_s + 8:
             return "repetition"
         if _has_repeated_ngram(result.text):
             return "repetition"
@@ -221,7 +226,9 @@ def drop_crammed_tail(words: list[Word]) -> list[Word]:
     keep = len(words)
     while keep and words[keep - 1].end_sample - words[keep - 1].start_sample <= crammed:
         keep -= 1
-    return words[:keep] if len(words) - keep >= CRAMMED_RUN else words
+    tail = "".join(word.text for word in words[keep:])
+    run = CRAMMED_RUN_SPACELESS if is_spaceless(tail) else CRAMMED_RUN
+    return words[:keep] if len(words) - keep >= run else words
 
 
 def _squeezed_repeat_at(words: list[Word], texts: list[str], index: int) -> int:
@@ -239,8 +246,13 @@ def _median_duration_s(words: list[Word]) -> float:
 
 
 def _has_repeated_ngram(text: str) -> bool:
-    words = text.lower().split()
-    grams = [tuple(words[i : i + REPEAT_NGRAM]) for i in range(len(words) - REPEAT_NGRAM + 1)]
+    """A phrase said three times in one reading: words, or characters of a spaceless script."""
+    if is_spaceless(text):
+        words = [unit for unit in map(normalize, split_words(text)) if unit]
+        size = REPEAT_CHARS
+    else:
+        words, size = text.lower().split(), REPEAT_NGRAM
+    grams = [tuple(words[i : i + size]) for i in range(len(words) - size + 1)]
     counts: dict[tuple[str, ...], int] = {}
     for gram in grams:
         counts[gram] = counts.get(gram, 0) + 1

@@ -41,7 +41,10 @@ SPACELESS_LANGUAGES = frozenset({"zh", "yue", "ja", "th", "lo", "km", "my", "bo"
 
 
 def is_spaceless_char(char: str) -> bool:
-    """Whether ``char`` belongs to a script written without spaces between words."""
+    """Whether ``char`` belongs to a script written without spaces between words (False for
+    an empty string)."""
+    if len(char) != 1:
+        return False
     code = ord(char)
     return any(low <= code <= high for low, high in SPACELESS_RANGES)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer as HFTokenizer
 
-from streamer.engine.script import has_spaceless, unit_spans
+from streamer.engine.script import has_spaceless, is_spaceless_char, unit_spans
 from streamer.errors import ModelLoadError
 
 REPLACEMENT_CHAR = "\ufffd"
@@ -121,7 +121,9 @@ class Tokenizer:
         spaceless script (Chinese, Japanese, Thai...) cut into units of one character (see
         ``script.unit_spans``). Returns the units and their boundaries as positions in the
         text tokens (n + 1 of them): a token that spells several characters is shared out
-        evenly among them, a character spelled by several tokens spans them all."""
+        evenly among them, a character spelled by several tokens spans them all. A space
+        Whisper puts before such a character is dropped where nothing before it in the
+        reading needs one (the script has none; "一 个" is "一个")."""
         words, word_tokens = self.split_to_word_tokens(tokens)
         texts: list[str] = []
         boundaries: list[float] = [0]
@@ -133,7 +135,10 @@ class Tokenizer:
                 continue
             char_ends = self._character_ends(word, pieces)
             for start, end in unit_spans(word):
-                texts.append(word[start:end])
+                unit = word[start:end]
+                if is_spaceless_char(unit.lstrip()[:1]) and (not texts or has_spaceless(texts[-1])):
+                    unit = unit.lstrip()
+                texts.append(unit)
                 boundaries.append(offset + char_ends[end - 1])
             boundaries[-1] = offset + len(pieces)
         return texts, boundaries

@@ -94,3 +94,12 @@ def list_models() -> list[ModelListing]:
         source = manifest.get("source", "?") if manifest else "downloaded (no manifest)"
         listings.append(ModelListing(directory.name, directory, precisions, size, source))
     return listings
+
+
+def ensure_model(name: str, log: Callable[[str], None] = print) -> Path:
+    """Stand-in for the model catalog (replaced when it lands): the built ``whisper-<name>``
+    directory under ``models_root()``."""
+    target = models_root() / f"whisper-{name}"
+    if not target.is_dir():
+        raise ModelLoadError(f"model {name!r} is not built at {target}")
+    return target

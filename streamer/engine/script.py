@@ -49,15 +49,22 @@ def is_spaceless_char(char: str) -> bool:
     return any(low <= code <= high for low, high in SPACELESS_RANGES)
 
 
-def spaceless_count(text: str) -> int:
-    return sum(is_spaceless_char(char) for char in text)
-
-
 def is_spaceless(text: str) -> bool:
-    """Whether ``text`` is written mostly without spaces: more of its letters belong to a
-    spaceless script than to any other ("我们用Python写代码" is; "Tokyo (東京)" is not)."""
-    letters = [char for char in text if char.isalpha()]
-    return bool(letters) and 2 * spaceless_count(text) > len(letters)
+    """Whether ``text`` is written mostly without spaces: it has at least as many characters
+    of a spaceless script as words of other letters ("我们用Python写代码" is; "Tokyo is the
+    capital (東京)" is not)."""
+    spaceless, words = 0, 0
+    in_word = False  # inside a run of other letters
+    for char in text:
+        if is_spaceless_char(char):
+            spaceless += not _is_mark(char)
+            in_word = False
+        elif char.isalpha():
+            words += not in_word
+            in_word = True
+        else:
+            in_word = False
+    return spaceless > 0 and spaceless >= words
 
 
 def has_spaceless(text: str) -> bool:

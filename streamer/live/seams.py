@@ -106,6 +106,7 @@ class CommittedTail:
             for block in matcher.get_matching_blocks()
             if block.size
             and words[block.b].start_sample < self._end_sample
+            and self._character_in_old_audio(words[block.b])
             and self._ends_near(
                 words[block.b + block.size - 1], committed[block.a + block.size - 1]
             )
@@ -136,8 +137,18 @@ class CommittedTail:
 
     def _may_restate(self, word: Word) -> bool:
         """A word starting well after the committed end is new speech even when it repeats
-        old words ("no ... no")."""
-        return word.start_sample - self._end_sample <= self._seam_window_samples
+        old words ("no ... no"). A character of a spaceless script repeats far more often
+        than a word ("我们我你"): it restates only if it starts in the committed audio."""
+        slack = self._tolerance_samples if is_spaceless(word.text) else self._seam_window_samples
+        return word.start_sample - self._end_sample <= slack
+
+    def _character_in_old_audio(self, word: Word) -> bool:
+        """A character of a spaceless script matches a committed one only where most of it
+        lies in the committed audio: the same character a moment later is new speech far
+        more often than a word is ("们我们": the second "们" right after the committed end).
+        Other words: always (time decides after the match)."""
+        middle = (word.start_sample + word.end_sample) // 2
+        return middle < self._end_sample or not is_spaceless(word.text)
 
     def _ends_near(self, word: Word, committed: Word) -> bool:
         """Whether ``word`` may be ``committed`` read again: it ends no more than the seam

@@ -25,6 +25,9 @@ from streamer.live.voting import Voting
 from streamer.live.wordtext import SENTENCE_END, common_prefix_length, normalize, words_text
 from streamer.types import Hypothesis, Word
 
+# agreed characters of a spaceless script that wait where the readings part after them
+SPACELESS_HOLD = 1
+
 
 @dataclass(frozen=True)
 class CommitUpdate:
@@ -135,6 +138,7 @@ class LocalAgreement:
         ]
         common = common_prefix_length(voters) if len(voters) == needed else 0
         agreed = self._voting.sure_prefix(voters, common, hypothesis.window_end_sample)
+        agreed = self._voting.whole_word_prefix(voters, agreed, SPACELESS_HOLD)
         if self._voting.contested_wait and len(self._history) > needed:
             earlier = self._history[-needed - 1]
             agreed = self._voting.uncontested_prefix(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from streamer.audio import SAMPLE_RATE
 from streamer.engine.script import units
 from streamer.live.commit import LocalAgreement
-from streamer.live.reading import drop_crammed_tail, drop_squeezed_repeats
+from streamer.live.reading import drop_crammed_tail, drop_squeezed_repeats, lacks_audio
 from streamer.live.wordtext import normalize
 from streamer.types import Hypothesis, Word
 
@@ -138,5 +138,31 @@ def test_a_spaceless_reading_loses_a_crammed_tail_only_when_it_is_long():
     spoken_ = _characters("我们在这里", 0.0, 0.25)
     three = [*spoken_, *_characters("的人是", 1.25, 0.02)]
     assert drop_crammed_tail(three) == three  # three characters are a word or so
-    six = [*spoken_, *_characters("的人是大家说", 1.25, 0.02)]
-    assert drop_crammed_tail(six) == spoken_
+    four = [*spoken_, *_characters("的人是大", 1.25, 0.02)]
+    assert drop_crammed_tail(four) == spoken_
+
+
+def test_a_reading_whose_characters_mostly_have_no_audio_is_invented():
+    # measured: the committed text read again from the prompt over a noise
+    invented = [*_characters("中国", 6.69, 0.02), *_characters("文", 6.73, 0.4)]
+    invented += _characters("化学院教授", 7.15, 0.02)
+    assert lacks_audio(invented)
+    assert not lacks_audio(_characters("中国文化学院", 0.0, 0.2))
+    # words of other scripts are judged by the other guards
+    assert not lacks_audio([Word(" a", 0, 320), Word(" b", 320, 640), Word(" c", 640, 960)])
+
+
+def test_characters_where_the_readings_part_wait_for_the_word_to_be_read():
+    # "美國家" agreed, then the readings part: "家" may be the start of "加利福尼亞"
+    first = _characters("美國家地", 0.0, 0.2)
+    second = [*_characters("美國家", 0.0, 0.2), *_characters("加", 0.6, 0.2)]
+    policy = LocalAgreement(2)
+    committed = [*policy.update(hypothesis(first, 0, 16000)).newly_committed]
+    committed += policy.update(hypothesis(second, 0, 16000)).newly_committed
+    assert "".join(w.text for w in committed) == "美國"
+    # English words commit as far as the readings agree
+    words = [Word(" so", 0, 3200), Word(" far", 3200, 6400)]
+    policy = LocalAgreement(2)
+    policy.update(hypothesis([*words, Word(" good", 6400, 9600)], 0, 16000))
+    update = policy.update(hypothesis([*words, Word(" well", 6400, 9600)], 0, 16000))
+    assert [w.text for w in update.newly_committed] == [" so", " far"]

@@ -49,3 +49,12 @@ def engine_fp32(model_dir):
     from streamer.engine.transcribe import Engine
 
     return Engine(ModelConfig(precision="fp32", device="cpu"), log=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def base_engine(base_model_dir):
+    from streamer.config import ModelConfig
+    from streamer.engine.transcribe import Engine
+
+    config = ModelConfig(path=str(base_model_dir), precision="int8", device="cpu")
+    return Engine(config, log=lambda _: None)

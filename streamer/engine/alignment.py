@@ -7,6 +7,7 @@ warping; word boundaries fall where the warping path jumps to the next token.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -95,23 +96,37 @@ def word_timestamps(
     jump_frames = frame_index[jumps]  # first frame of each row on the path
 
     text_tokens = [tokens[k] for k in text_rows]
-    words, word_tokens = tokenizer.split_to_word_tokens(text_tokens)
-    boundaries = np.concatenate([[0], np.cumsum([len(t) for t in word_tokens])])
+    # words, or characters where the text is in a spaceless script (a token may spell
+    # several characters: its time is shared out among them)
+    words, boundaries = tokenizer.split_to_units(text_tokens)
     probabilities = _text_token_probabilities(token_logprobs, text_rows)
     result = []
     for w, text in enumerate(words):
-        start = int(jump_frames[min(boundaries[w], len(jump_frames) - 1)])
-        end = int(jump_frames[min(boundaries[w + 1], len(jump_frames) - 1)])
+        start = int(_frame_at(jump_frames, boundaries[w]))
+        end = int(_frame_at(jump_frames, boundaries[w + 1]))
         end = max(end, start + 1)
+        first, last = math.floor(boundaries[w]), math.ceil(boundaries[w + 1])
         result.append(
             Word(
                 text=text,
                 start_sample=window_start_sample + start * N_SAMPLES_PER_TOKEN,
                 end_sample=window_start_sample + end * N_SAMPLES_PER_TOKEN,
-                probability=_mean(probabilities[boundaries[w] : boundaries[w + 1]]),
+                probability=_mean(probabilities[first:last]),
             )
         )
     return result
+
+
+def _frame_at(jump_frames: np.ndarray, position: float) -> float:
+    """The frame at a token position: a token's first frame, or between two tokens' first
+    frames for a position inside a token (one of several characters it spells)."""
+    position = min(position, len(jump_frames) - 1)
+    index = int(position)
+    fraction = position - index
+    if not fraction:
+        return jump_frames[index]
+    following = jump_frames[min(index + 1, len(jump_frames) - 1)]
+    return jump_frames[index] + fraction * (following - jump_frames[index])
 
 
 def _text_token_probabilities(token_logprobs: Sequence[float], text_rows: list[int]) -> np.ndarray:

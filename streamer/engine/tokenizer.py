@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer as HFTokenizer
 
+from streamer.engine.script import has_spaceless, is_spaceless_char, unit_spans
 from streamer.errors import ModelLoadError
 
 REPLACEMENT_CHAR = "\ufffd"
@@ -114,6 +115,45 @@ class Tokenizer:
             words.append(self.decode(current))
             word_tokens.append(current)
         return words, word_tokens
+
+    def split_to_units(self, tokens: list[int]) -> tuple[list[str], list[float]]:
+        """Words as ``split_to_word_tokens`` forms them, with those holding characters of a
+        spaceless script (Chinese, Japanese, Thai...) cut into units of one character (see
+        ``script.unit_spans``). Returns the units and their boundaries as positions in the
+        text tokens (n + 1 of them): a token that spells several characters is shared out
+        evenly among them, a character spelled by several tokens spans them all. A space
+        Whisper puts before such a character is dropped where nothing before it in the
+        reading needs one (the script has none; "一 个" is "一个")."""
+        words, word_tokens = self.split_to_word_tokens(tokens)
+        texts: list[str] = []
+        boundaries: list[float] = [0]
+        for word, pieces in zip(words, word_tokens):
+            offset = boundaries[-1]
+            if not has_spaceless(word):
+                texts.append(word)
+                boundaries.append(offset + len(pieces))
+                continue
+            char_ends = self._character_ends(word, pieces)
+            for start, end in unit_spans(word):
+                unit = word[start:end]
+                if is_spaceless_char(unit.lstrip()[:1]) and (not texts or has_spaceless(texts[-1])):
+                    unit = unit.lstrip()
+                texts.append(unit)
+                boundaries.append(offset + char_ends[end - 1])
+            boundaries[-1] = offset + len(pieces)
+        return texts, boundaries
+
+    def _character_ends(self, word: str, pieces: list[int]) -> list[float]:
+        """Where each character of ``word`` (the text of ``pieces``) ends, in tokens."""
+        ends = [float(len(pieces))] * len(word)
+        done = 0  # characters complete so far
+        for index in range(len(pieces)):
+            text = self.decode(pieces[: index + 1]).rstrip(REPLACEMENT_CHAR)
+            complete = min(max(done, len(text)), len(word))
+            for char in range(done, complete):
+                ends[char] = index + (char - done + 1) / (complete - done)
+            done = complete
+        return ends
 
 
 class IncrementalDetokenizer:

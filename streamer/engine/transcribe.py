@@ -27,6 +27,7 @@ from streamer.engine.model_info import read_model_info
 from streamer.engine.models import resolve_model_dir
 from streamer.engine.regions import speech_regions
 from streamer.engine.runtime import choose_precision
+from streamer.engine.script import is_spaceless, is_spaceless_language
 from streamer.engine.session import DecoderSession, EncoderSession
 from streamer.engine.tokenizer import Tokenizer
 from streamer.types import Segment, Transcript
@@ -118,9 +119,16 @@ def decode_with_fallback(
     return max(acceptable or results, key=lambda r: r.avg_logprob)
 
 
+def tokens_per_second(options: DecodeOptions, text: str | None = None) -> float:
+    """The token rate above which a reading is a loop: higher for a script without spaces,
+    told by the reading's ``text`` where it is known, else by the language asked for."""
+    spaceless = is_spaceless(text) if text is not None else is_spaceless_language(options.language)
+    return options.max_tokens_per_second_spaceless if spaceless else options.max_tokens_per_second
+
+
 def max_tokens_for(duration_s: float, options: DecodeOptions, n_text_ctx: int) -> int:
     """The token budget of a window: a loop guard proportional to the audio it holds."""
-    budget = int(duration_s * options.max_tokens_per_second) + 24
+    budget = int(duration_s * tokens_per_second(options)) + 24
     if options.max_new_tokens is not None:
         budget = min(budget, options.max_new_tokens)
     return min(budget, n_text_ctx // 2)

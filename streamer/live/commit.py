@@ -19,10 +19,14 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from streamer.audio import ms_to_samples
+from streamer.engine.script import is_spaceless
 from streamer.live.seams import CommittedTail
 from streamer.live.voting import Voting
 from streamer.live.wordtext import SENTENCE_END, common_prefix_length, normalize, words_text
 from streamer.types import Hypothesis, Word
+
+# agreed characters of a spaceless script that wait where the readings part after them
+SPACELESS_HOLD = 1
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ class LocalAgreement:
         ]
         common = common_prefix_length(voters) if len(voters) == needed else 0
         agreed = self._voting.sure_prefix(voters, common, hypothesis.window_end_sample)
+        agreed = self._voting.whole_word_prefix(voters, agreed, SPACELESS_HOLD)
         if self._voting.contested_wait and len(self._history) > needed:
             earlier = self._history[-needed - 1]
             agreed = self._voting.uncontested_prefix(
@@ -278,7 +283,8 @@ class LocalAgreement:
             if index is None:
                 continue
             if index == 0:  # the reading starts with the new words: a capital starts anew
-                closes = first.text.strip()[:1].isupper()
+                initial = first.text.strip()[:1]  # (a script without case: nothing says not)
+                closes = initial.isupper() or is_spaceless(initial)
             else:
                 closes = reading.words[index - 1].text.rstrip().endswith(held.text)
             return (held, *words) if closes else words

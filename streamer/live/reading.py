@@ -26,16 +26,21 @@ from streamer.audio import (
 from streamer.config import DecodeOptions, StreamConfig
 from streamer.engine.alignment import interpolated_word_timestamps, word_timestamps
 from streamer.engine.decoding import DecodingResult
-from streamer.engine.transcribe import Engine, max_tokens_for
+from streamer.engine.script import is_spaceless, split_words
+from streamer.engine.transcribe import Engine, max_tokens_for, tokens_per_second
 from streamer.live.stepcost import StepWork
 from streamer.live.wordtext import SENTENCE_END, normalize, repeat_lengths
 from streamer.types import CommittedWord, Word
 
 REPEAT_NGRAM, REPEAT_COUNT = 3, 3  # a 3-word phrase three times in one hypothesis is a loop
+# in a script without spaces a phrase of 4 characters three times is one (a character is about
+# half a word: a character said again, "的" or "谢谢", is speech)
+REPEAT_CHARS = 4
 MAX_CHARS_PER_S = 25.0  # fast speech is ~20 characters/s; more is invented text
 SQUEEZED_WORD_S = 0.06  # a phrase read again with most words this short has no audio
 CRAMMED_WORD_S = 0.04  # a reading that ends in CRAMMED_RUN or more words this short...
 CRAMMED_RUN = 3  # ...ran out of audio: no spoken word is that short, three in a row
+CRAMMED_RUN_SPACELESS = 4  # characters: about two words
 
 
 @dataclass(frozen=True)
@@ -95,15 +100,19 @@ class WindowReader:
         words: list[Word] = []
         if not rejected:
             words = self._place_words(result, len(audio) // N_SAMPLES_PER_TOKEN, window_end)
+            if words is None:
+                rejected, words = "no audio", []
         compute_s = time.perf_counter() - started
         return Reading(
             self.window_start, window_end, result, rejected, looped, tuple(words), work, compute_s
         )
 
-    def _place_words(self, result: DecodingResult, n_frames: int, window_end: int) -> list[Word]:
+    def _place_words(
+        self, result: DecodingResult, n_frames: int, window_end: int
+    ) -> list[Word] | None:
         """Words in time from the cross-attention; from the timestamps where the export has
         no attention outputs (its word times are coarse, so the guards that judge a word by
-        its duration are off)."""
+        its duration are off). None: the words mostly lack audio (the reading is dropped)."""
         tokenizer, start, tokens = self.engine.tokenizer, self.window_start, result.tokens
         if result.cross_attentions is None:
             words = interpolated_word_timestamps(
@@ -115,6 +124,8 @@ class WindowReader:
             tokenizer, tokens, attention, n_frames, start, result.token_logprobs
         )
         words = drop_squeezed_repeats([w for w in words if w.start_sample < window_end])
+        if lacks_audio(words):  # judged whole: a crammed tail is most of such a reading
+            return None
         return drop_crammed_tail(words)
 
     def _decode(self, audio: np.ndarray) -> tuple[DecodingResult, StepWork]:
@@ -150,7 +161,7 @@ class WindowReader:
             return "repetition"
         text_tokens = [t for t in result.tokens if t < self.engine.tokenizer.special.eot]
         duration_s = n_samples / SAMPLE_RATE
-        if len(text_tokens) > self.options.max_tokens_per_second * duration_s + 8:
+        if len(text_tokens) > tokens_per_second(self.options, result.text) * duration_s + 8:
             return "repetition"
         if _has_repeated_ngram(result.text):
             return "repetition"
@@ -228,7 +239,19 @@ def drop_crammed_tail(words: list[Word]) -> list[Word]:
     keep = len(words)
     while keep and words[keep - 1].end_sample - words[keep - 1].start_sample <= crammed:
         keep -= 1
-    return words[:keep] if len(words) - keep >= CRAMMED_RUN else words
+    tail = "".join(word.text for word in words[keep:])
+    run = CRAMMED_RUN_SPACELESS if is_spaceless(tail) else CRAMMED_RUN
+    return words[:keep] if len(words) - keep >= run else words
+
+
+def lacks_audio(words: list[Word]) -> bool:
+    """A reading in a script without spaces whose characters mostly have no audio of their own
+    is invented (measured: "中国文化学校副教授。", the committed text read again from the prompt
+    over a noise after the utterance, seven of its nine characters 20 ms long). Characters
+    of speech are 100-300 ms; other scripts are left to the other guards."""
+    if not words or not is_spaceless("".join(word.text for word in words)):
+        return False
+    return _median_duration_s(words) <= CRAMMED_WORD_S
 
 
 def _squeezed_repeat_at(words: list[Word], texts: list[str], index: int) -> int:
@@ -246,8 +269,13 @@ def _median_duration_s(words: list[Word]) -> float:
 
 
 def _has_repeated_ngram(text: str) -> bool:
-    words = text.lower().split()
-    grams = [tuple(words[i : i + REPEAT_NGRAM]) for i in range(len(words) - REPEAT_NGRAM + 1)]
+    """A phrase said three times in one reading: words, or characters of a spaceless script."""
+    if is_spaceless(text):
+        words = [unit for unit in map(normalize, split_words(text)) if unit]
+        size = REPEAT_CHARS
+    else:
+        words, size = text.lower().split(), REPEAT_NGRAM
+    grams = [tuple(words[i : i + size]) for i in range(len(words) - size + 1)]
     counts: dict[tuple[str, ...], int] = {}
     for gram in grams:
         counts[gram] = counts.get(gram, 0) + 1

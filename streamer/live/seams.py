@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import replace
 from difflib import SequenceMatcher
 
+from streamer.engine.script import is_spaceless
 from streamer.live.wordtext import normalize
 from streamer.types import Hypothesis, Word
 
@@ -105,6 +106,7 @@ class CommittedTail:
             for block in matcher.get_matching_blocks()
             if block.size
             and words[block.b].start_sample < self._end_sample
+            and self._character_in_old_audio(words[block.b])
             and self._ends_near(
                 words[block.b + block.size - 1], committed[block.a + block.size - 1]
             )
@@ -135,8 +137,18 @@ class CommittedTail:
 
     def _may_restate(self, word: Word) -> bool:
         """A word starting well after the committed end is new speech even when it repeats
-        old words ("no ... no")."""
-        return word.start_sample - self._end_sample <= self._seam_window_samples
+        old words ("no ... no"). A character of a spaceless script repeats far more often
+        than a word ("我们我你"): it restates only if it starts in the committed audio."""
+        slack = self._tolerance_samples if is_spaceless(word.text) else self._seam_window_samples
+        return word.start_sample - self._end_sample <= slack
+
+    def _character_in_old_audio(self, word: Word) -> bool:
+        """A character of a spaceless script matches a committed one only where most of it
+        lies in the committed audio: the same character a moment later is new speech far
+        more often than a word is ("们我们": the second "们" right after the committed end).
+        Other words: always (time decides after the match)."""
+        middle = (word.start_sample + word.end_sample) // 2
+        return middle < self._end_sample or not is_spaceless(word.text)
 
     def _ends_near(self, word: Word, committed: Word) -> bool:
         """Whether ``word`` may be ``committed`` read again: it ends no more than the seam
@@ -149,11 +161,16 @@ class CommittedTail:
         """True if the word lies in audio already committed, allowing for timing jitter.
 
         A word may overhang the committed end by the tolerance, but by no more than half its
-        own length, so a short new word right after the committed end is kept.
-        """
+        own length, so a short new word right after the committed end is kept. A character
+        of a spaceless script that starts well inside the committed audio is old however far
+        it runs on: the last one before a pause takes the pause's time too (measured: "州,"
+        over 1.30-2.04 s restated "舟" committed at 1.32-1.56 s)."""
         overhang = word.end_sample - self._end_sample
         half_length = max(0, (word.end_sample - word.start_sample) // 2)
-        return overhang <= min(self._tolerance_samples, half_length)
+        if overhang <= min(self._tolerance_samples, half_length):
+            return True
+        early = word.start_sample < self._end_sample - self._tolerance_samples
+        return early and is_spaceless(word.text)
 
     def _old_audio_prefix(self, words: tuple[Word, ...], start: int) -> int:
         """Index of the first word from ``start`` on that does not lie in committed audio."""

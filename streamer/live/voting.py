@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from streamer.engine.script import is_spaceless
 from streamer.live.wordtext import normalize
 from streamer.types import Hypothesis, Word
 
@@ -73,6 +74,19 @@ class Voting:
                 break
             count += 1
         return count
+
+    @staticmethod
+    def whole_word_prefix(voters: list[tuple[Word, ...]], agreed: int, hold: int) -> int:
+        """How many of the ``agreed`` leading units may commit where the readings part after
+        them: in a script without spaces the last ``hold`` agreed characters before the
+        parting may begin a word read otherwise ("美國家" then "美國加利福尼亞": "家" of a
+        "加州" still being read), so they wait. Words of other scripts all commit."""
+        parted = any(len(words) > agreed for words in voters)
+        newest = voters[-1]
+        kept = agreed
+        while parted and kept > agreed - hold and kept > 0 and is_spaceless(newest[kept - 1].text):
+            kept -= 1
+        return kept
 
     @staticmethod
     def uncontested_prefix(agreed: tuple[Word, ...], earlier: tuple[Word, ...]) -> int:

@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamer.engine.script import is_spaceless
+
 CUE_LINE_CHARS = 42  # the usual subtitle line length (BBC, Netflix guidelines)
+CUE_LINE_CHARS_SPACELESS = 16  # full-width characters (Netflix: 16 for Chinese, 13 Japanese)
 
 
 # --- time formats ---------------------------------------------------------------------------
@@ -83,7 +86,9 @@ def read_cues(jsonl_path: str | Path) -> Iterator[Cue]:
 
 def _cue_lines(text: str) -> str:
     # "-->" would end a VTT cue header early; blank lines would end the cue
-    return "\n".join(textwrap.wrap(text.replace("-->", "->"), CUE_LINE_CHARS)) or "..."
+    # Chinese and Japanese have no spaces to break at: lines break between characters
+    width = CUE_LINE_CHARS_SPACELESS if is_spaceless(text) else CUE_LINE_CHARS
+    return "\n".join(textwrap.wrap(text.replace("-->", "->"), width)) or "..."
 
 
 def write_subtitles(jsonl_path: str | Path, srt_path: str | Path, vtt_path: str | Path) -> int:

@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.text import Text
 
 from streamer.config import UiConfig
+from streamer.engine.script import join_words, split_words
 from streamer.live.wordtext import normalize
 from streamer.output.statusbar import status_bar
 from streamer.types import (
@@ -85,12 +86,12 @@ def _without_prefix(tentative: str, committed: str) -> str:
     tail must not show the committed words a second time. A tail that does not start with them
     is stale, so it is dropped.
     """
-    committed_words = [normalize(word) for word in committed.split()]
-    tentative_words = tentative.split()
+    committed_words = [normalize(word) for word in split_words(committed)]
+    tentative_words = split_words(tentative)
     head = [normalize(word) for word in tentative_words[: len(committed_words)]]
     if head != committed_words:
         return ""
-    return " ".join(tentative_words[len(committed_words) :])
+    return join_words(tentative_words[len(committed_words) :])
 
 
 def _break_long_line(

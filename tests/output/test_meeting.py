@@ -190,3 +190,13 @@ def test_a_second_session_never_overwrites_the_first(session, tmp_path):
     new = sorted(set(after) - set(before))
     assert len(new) == 4 and len({Path(name).stem for name in new}) == 1, new
     assert wer(SENTENCES[2], result.stdout) < 0.4
+
+
+def test_chinese_cues_break_between_characters_at_a_shorter_width():
+    from streamer.output.subtitles import CUE_LINE_CHARS_SPACELESS, _cue_lines
+
+    text = "保罗斯普尔是位于美国亚利桑那州科奇斯县的一个非建制地区"
+    rows = _cue_lines(text).split("\n")
+    assert len(rows) == 2 and all(len(row) <= CUE_LINE_CHARS_SPACELESS for row in rows)
+    assert "".join(rows) == text
+    assert _cue_lines("a short line of English") == "a short line of English"

@@ -361,6 +361,12 @@ def test_committed_words_leave_the_stale_tentative_tail():
     assert state.tentative == ""  # a tail that does not start with the commit is stale
 
 
+def test_committed_characters_leave_the_tentative_tail_without_spaces():
+    state = fold(TranscriptState(), Tentative("我们用Python写代码"))
+    state = fold(state, committed("我", "们", "用"))
+    assert (state.current_line, state.tentative) == ("我们用", "Python写代码")
+
+
 def test_tentative_can_be_hidden_and_notices_carry_their_level():
     state = fold(TranscriptState(), Tentative(" maybe"), show_tentative=False)
     assert state.tentative == ""

@@ -41,7 +41,16 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
     group.add_argument("--beam-size", type=int, help="1 = greedy (default)")
-    group.add_argument("--language", help="spoken language (English-only models: en)")
+    group.add_argument(
+        "--language",
+        help="spoken language: a code (de) or name (german), or auto to detect it per "
+        "utterance (default auto; English-only models read en)",
+    )
+    group.add_argument(
+        "--task",
+        choices=("transcribe", "translate"),
+        help="translate: English text of any language (multilingual models)",
+    )
 
 
 def _live_args(parser: argparse.ArgumentParser) -> None:
@@ -174,6 +183,8 @@ def _model_overrides(args: argparse.Namespace) -> dict:
         decode["beam_size"] = args.beam_size
     if getattr(args, "language", None):
         decode["language"] = args.language
+    if getattr(args, "task", None):
+        decode["task"] = args.task
     return {key: value for key, value in (("model", model), ("decode", decode)) if value}
 
 

@@ -16,8 +16,9 @@ import numpy as np
 from streamer.audio import SAMPLE_RATE, seconds_to_samples
 from streamer.config import DecodeOptions, StreamConfig
 from streamer.engine.transcribe import Engine
+from streamer.languages import AUTO
 from streamer.live.commit import LocalAgreement
-from streamer.live.reading import Reading, WindowReader
+from streamer.live.reading import LANGUAGE_LOCK_S, Reading, WindowReader
 from streamer.live.stepcost import StepWork
 from streamer.types import CommittedWord, EndpointReason, Hypothesis, Tentative, Word
 
@@ -58,6 +59,7 @@ class StreamingTranscriber(WindowReader):
         )
         self._read_end = 0  # where the newest reading's words end (absolute sample)
         self._cut_sample: int | None = None  # the last max-length cut: the span goes on there
+        self._reading_language = self.language or "en"  # of the newest reading
 
     # --- window management ------------------------------------------------------------------
 
@@ -142,6 +144,7 @@ class StreamingTranscriber(WindowReader):
         result, rejected, words = reading.result, reading.rejected, list(reading.words)
         if reading.looped:
             self._context.clear()  # a loop feeds on its own context: the next step goes without
+        self._settle_language(reading)
         self._draft = [] if rejected else list(result.tokens)
         window_end = reading.window_end
         hypothesis = Hypothesis(
@@ -209,9 +212,22 @@ class StreamingTranscriber(WindowReader):
             self._cut_sample = end_sample
         else:
             self._move_window(max(end_sample, self.policy.committed_end_sample))
+            if self.task.language == AUTO:  # the next utterance may be in another language
+                self.language = None
         return StepResult(committed, Tentative(""), end_sample, 0.0)
 
+    def _settle_language(self, reading: Reading) -> None:
+        """An auto language is fixed by the first reading of the utterance with
+        ``LANGUAGE_LOCK_S`` of speech (the readings before it detect it each time)."""
+        self._reading_language = reading.result.language
+        speech = reading.window_end - reading.window_start - self.pre_roll_samples
+        if self.language is None and speech >= seconds_to_samples(LANGUAGE_LOCK_S):
+            self.language = reading.result.language
+
     def _stamp(self, words: tuple[Word, ...], now_s: float) -> tuple[CommittedWord, ...]:
-        committed = tuple(CommittedWord(w.text, w.start_sample, w.end_sample, now_s) for w in words)
+        language = self.language or self._reading_language
+        committed = tuple(
+            CommittedWord(w.text, w.start_sample, w.end_sample, now_s, language) for w in words
+        )
         self._context.extend(committed)
         return committed

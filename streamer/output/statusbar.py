@@ -6,6 +6,7 @@ still fits; the fields are then drawn in their fixed left-to-right order. Priori
 
 1. VAD state (``● speech`` / ``○ silence``): is anything being heard at all;
 2. lag: the decoder falling behind (red above ``LAG_WARNING_S``);
+2a. the language the words are read in, once there are words (``de``);
 3. dropped audio and xruns *when nonzero*: an alarm wins over everything cosmetic below;
 4. input level, short form (``-23 dB``);
 5. commit latency, then RTF;
@@ -37,7 +38,18 @@ STATUS_STYLE = "reverse"
 ALARM_STYLE = "bold yellow"
 
 # left-to-right position of each field on the bar (independent of its priority)
-ORDER = ("vad", "level", "lag", "commit", "rtf", "dropped", "xruns", "provider", "device")
+ORDER = (
+    "vad",
+    "language",
+    "level",
+    "lag",
+    "commit",
+    "rtf",
+    "dropped",
+    "xruns",
+    "provider",
+    "device",
+)
 
 # a ladder step: (field, its text), or (field, a function of the room left -> text or None)
 Step = tuple[str, "Text | Callable[[int], Text | None]"]
@@ -71,6 +83,7 @@ def ladder(state: TranscriptState) -> list[Step]:
     return [
         ("vad", _field("\u25cf speech" if speech else "\u25cb silence", "bold" if speech else "")),
         ("lag", _field(f"lag {lag_s:.1f} s", "bold red" if lag_s > LAG_WARNING_S else "")),
+        *([("language", _field(state.language))] if state.language else []),
         *alarms,
         ("level", _field(level_short(stats.input_level_db).lstrip())),
         ("commit", _field("commit -" if latency is None else f"commit {latency:.2f} s")),

@@ -224,9 +224,14 @@ device_names = st.text(st.characters(categories=["L", "N", "P", "Zs"]), max_size
     device=device_names,
     rate=st.sampled_from([0, 8000, 16000, 44100, 48000, 192000]),
     provider=st.sampled_from(["CPU", "CUDA", "TensorrtExecutionProvider"]),
+    language=st.sampled_from(["", "en", "de", "haw"]),
 )
-def test_status_bar_is_always_one_row_within_the_width(width, stats, device, rate, provider):
-    state = TranscriptState(stats=stats, device=device, device_rate=rate, provider=provider)
+def test_status_bar_is_always_one_row_within_the_width(
+    width, stats, device, rate, provider, language
+):
+    state = TranscriptState(
+        stats=stats, device=device, device_rate=rate, provider=provider, language=language
+    )
     bar = status_bar(state, width)
     assert bar.cell_len == width
     lines = status_lines(state, width)

@@ -1,0 +1,67 @@
+"""Which language is spoken: Whisper's language detection, and the languages a model reads.
+
+As openai/whisper's ``detect_language``: one decoder step on ``<|startoftranscript|>`` over
+the window's audio features; the next-token logits restricted to the language tokens give the
+probability of each language. An English-only model reads English and detects nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamer.engine.logits import log_softmax
+from streamer.engine.session import DecoderSession
+from streamer.engine.tokenizer import Tokenizer
+from streamer.errors import ConfigError
+from streamer.languages import AUTO, unknown_language
+
+TOP_K = 3  # languages reported with a detection
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    """The most probable language of a window, and the runners-up (code, probability)."""
+
+    code: str
+    probability: float
+    top: tuple[tuple[str, float], ...]
+
+
+def model_languages(tokenizer: Tokenizer, multilingual: bool) -> dict[str, int]:
+    """Code -> token id of the languages the model reads (English-only: just ``en``)."""
+    tokens = tokenizer.language_tokens
+    return tokens if multilingual else {"en": tokens.get("en", -1)}
+
+
+def check_language(language: str, tokenizer: Tokenizer, multilingual: bool) -> str:
+    """The language to read with (a code, or ``auto`` on a multilingual model): an
+    English-only model always reads ``en``; a code the model lacks is a ``ConfigError``."""
+    codes = model_languages(tokenizer, multilingual)
+    if not multilingual and language in (AUTO, "en"):
+        return "en"
+    if language == AUTO or language in codes:
+        return language
+    if not multilingual:
+        raise ConfigError(
+            f"language {language!r} needs a multilingual model (this one reads English "
+            "only); use --model with a multilingual one, e.g. whisper-base"
+        )
+    raise ConfigError(unknown_language(language, list(codes)))
+
+
+def detect_language(
+    decoder: DecoderSession, tokenizer: Tokenizer, audio_features: np.ndarray
+) -> LanguageGuess:
+    """The language of the audio ``audio_features`` (1, positions, state) encode."""
+    codes = model_languages(tokenizer, decoder.info.is_multilingual)
+    if not decoder.info.is_multilingual:
+        return LanguageGuess("en", 1.0, (("en", 1.0),))
+    output = decoder.prefill(np.array([[tokenizer.special.sot]]), audio_features)
+    names = list(codes)
+    logits = output.logits[0, -1, [codes[name] for name in names]]
+    probabilities = np.exp(log_softmax(logits))
+    order = np.argsort(-probabilities)[:TOP_K]
+    top = tuple((names[k], float(probabilities[k])) for k in order)
+    return LanguageGuess(top[0][0], top[0][1], top)

@@ -354,7 +354,9 @@ def test_live_plain_prints_one_line_per_utterance(live_plain):
 def test_live_emit_log_has_monotonic_word_times(live_plain, three_utterances):
     result, emit_log = live_plain
     records = [json.loads(line) for line in emit_log.read_text().splitlines()]
-    assert records and all(set(r) == {"emit_s", "start_s", "end_s", "text"} for r in records)
+    assert records and all(
+        set(r) == {"emit_s", "start_s", "end_s", "text", "language"} for r in records
+    )
     duration_s = soundfile.info(three_utterances).duration
     for before, after in zip(records, records[1:]):
         assert after["emit_s"] >= before["emit_s"]

@@ -43,9 +43,10 @@ CRAMMED_WORD_S = 0.04  # a reading that ends in CRAMMED_RUN or more words this s
 CRAMMED_RUN = 3  # ...ran out of audio: no spoken word is that short, three in a row
 CRAMMED_RUN_SPACELESS = 4  # characters: about two words
 # auto language: each reading of an utterance detects its language until this much speech is
-# in, and the reading past it fixes the language for the rest of the utterance (a second or
-# less of speech is too little to tell some languages apart; see docs/design.md)
-LANGUAGE_LOCK_S = 1.5
+# in, and the reading past it fixes the language for the rest of the utterance (detected
+# right on the 46 FLEURS/Common Voice clips of six languages from 1.5 s of speech: 59%,
+# 2 s: 72%, 3 s: 93%, a whole 30 s window: 100%)
+LANGUAGE_LOCK_S = 3.0
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ still fits; the fields are then drawn in their fixed left-to-right order. Priori
 
 1. VAD state (``● speech`` / ``○ silence``): is anything being heard at all;
 2. lag: the decoder falling behind (red above ``LAG_WARNING_S``);
-2a. the language the words are read in, once there are words (``de``);
 3. dropped audio and xruns *when nonzero*: an alarm wins over everything cosmetic below;
 4. input level, short form (``-23 dB``);
 5. commit latency, then RTF;
 6. input level, long form (the 10-cell meter);
-7. execution provider (``CPU`` / ``CUDA``);
+7. execution provider (``CPU`` / ``CUDA``), then the language the words are read in
+   (``de``), once there are words;
 8. input device and rate, shortened with an ellipsis to the room left (rate dropped first);
 9. dropped audio and xruns when zero: nothing to report.
 
@@ -38,18 +38,8 @@ STATUS_STYLE = "reverse"
 ALARM_STYLE = "bold yellow"
 
 # left-to-right position of each field on the bar (independent of its priority)
-ORDER = (
-    "vad",
-    "language",
-    "level",
-    "lag",
-    "commit",
-    "rtf",
-    "dropped",
-    "xruns",
-    "provider",
-    "device",
-)
+ORDER = ("vad", "level", "lag", "commit", "rtf", "dropped", "xruns", "provider", "language")
+ORDER += ("device",)
 
 # a ladder step: (field, its text), or (field, a function of the room left -> text or None)
 Step = tuple[str, "Text | Callable[[int], Text | None]"]
@@ -83,13 +73,13 @@ def ladder(state: TranscriptState) -> list[Step]:
     return [
         ("vad", _field("\u25cf speech" if speech else "\u25cb silence", "bold" if speech else "")),
         ("lag", _field(f"lag {lag_s:.1f} s", "bold red" if lag_s > LAG_WARNING_S else "")),
-        *([("language", _field(state.language))] if state.language else []),
         *alarms,
         ("level", _field(level_short(stats.input_level_db).lstrip())),
         ("commit", _field("commit -" if latency is None else f"commit {latency:.2f} s")),
         ("rtf", _field(f"RTF {stats.real_time_factor:.2f}")),
         ("level", _field(level_meter(stats.input_level_db))),
         ("provider", _field(state.provider)),
+        *([("language", _field(state.language))] if state.language else []),
         ("device", lambda room: device_field(state.device, state.device_rate, room)),
         *quiet,
     ]

@@ -56,8 +56,8 @@ def screen_text(state: TranscriptState, width: int = 80, height: int = 24) -> li
     return console.export_text().splitlines()
 
 
-def committed(*texts: str) -> Committed:
-    return Committed(tuple(CommittedWord(text, 0, 1, 0.0) for text in texts))
+def committed(*texts: str, language: str = "en") -> Committed:
+    return Committed(tuple(CommittedWord(text, 0, 1, 0.0, language) for text in texts))
 
 
 BUSY_STATS = Stats(
@@ -460,3 +460,11 @@ def test_export_svg_writes_the_screen(tmp_path):
     path = export_svg(meeting_state(n_lines=3), tmp_path / "screen.svg", width=90, height=20)
     svg = path.read_text()
     assert svg.startswith("<svg") and "tentative" in svg and "CUDA" in svg
+
+
+def test_the_status_bar_names_the_language_of_the_newest_words():
+    state = fold(meeting_state(n_lines=1), committed(" Guten", " Tag", language="de"))
+    assert state.language == "de"
+    assert status_lines(state, 200)[0].split("\u2502")[-2].strip() == "de"  # before the device
+    fresh = status_lines(fold(TranscriptState(), Endpoint(0, "silence", 0.0)), 200)[0]
+    assert "CPU \u2502 default input" in fresh  # no words yet: no language

@@ -41,16 +41,9 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
     group.add_argument("--beam-size", type=int, help="1 = greedy (default)")
-    group.add_argument(
-        "--language",
-        help="spoken language: a code (de) or name (german), or auto to detect it per "
-        "utterance (default auto; English-only models read en)",
-    )
-    group.add_argument(
-        "--task",
-        choices=("transcribe", "translate"),
-        help="translate: English text of any language (multilingual models)",
-    )
+    group.add_argument("--language", help="de, german, ... or auto (default: detect it)")
+    tasks = ("transcribe", "translate")  # translate: English text of any language
+    group.add_argument("--task", choices=tasks, help="translate: into English")
 
 
 def _live_args(parser: argparse.ArgumentParser) -> None:
@@ -249,6 +242,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         config.offline, vad_filter=config.offline.vad_filter and not args.no_vad_filter
     )
     engine = Engine(config.model, log=_err)
+    engine.task(decode)  # a language the model lacks fails now, in one line
     _err(f"model: {engine.describe()}")
     for path in args.files:
         with _progress(Path(path).name) as progress:

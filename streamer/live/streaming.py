@@ -249,10 +249,12 @@ class StreamingTranscriber(WindowReader):
 
     def _settle_language(self, reading: Reading) -> None:
         """An auto language is fixed by the first reading of the utterance with
-        ``LANGUAGE_LOCK_S`` of speech (the readings before it detect it each time)."""
+        ``LANGUAGE_LOCK_S`` of speech (the readings before it detect it each time) that is
+        not rejected (a reading of no speech says nothing of its language)."""
         self._reading_language = reading.result.language
         speech = reading.window_end - reading.window_start - self.pre_roll_samples
-        if self.language is None and speech >= seconds_to_samples(LANGUAGE_LOCK_S):
+        enough = speech >= seconds_to_samples(LANGUAGE_LOCK_S) and not reading.rejected
+        if self.language is None and enough:
             self.language = reading.result.language
 
     def _stamp(self, words: tuple[Word, ...], now_s: float) -> tuple[CommittedWord, ...]:

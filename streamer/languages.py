@@ -58,8 +58,5 @@ def language_code(value: str, where: str = "decode.language") -> str:
         return spelled
     if spelled in NAME_TO_CODE:
         return NAME_TO_CODE[spelled]
-    raise ConfigError(unknown_language(value, list(LANGUAGES), where))
-
-
-def unknown_language(value: str, codes: list[str], where: str = "decode.language") -> str:
-    return f"{where} = {value!r} is not a language code; valid: auto, {' '.join(codes)}"
+    valid = " ".join(LANGUAGES)
+    raise ConfigError(f"{where} = {value!r} is not a language code; valid: auto, {valid}")

@@ -15,7 +15,7 @@ from streamer.engine.logits import log_softmax
 from streamer.engine.session import DecoderSession
 from streamer.engine.tokenizer import Tokenizer
 from streamer.errors import ConfigError
-from streamer.languages import AUTO, unknown_language
+from streamer.languages import AUTO
 
 TOP_K = 3  # languages reported with a detection
 
@@ -48,7 +48,8 @@ def check_language(language: str, tokenizer: Tokenizer, multilingual: bool) -> s
             f"language {language!r} needs a multilingual model (this one reads English "
             "only); use --model with a multilingual one, e.g. whisper-base"
         )
-    raise ConfigError(unknown_language(language, list(codes)))
+    valid = " ".join(codes)
+    raise ConfigError(f"language {language!r} is not one this model reads; valid: auto, {valid}")
 
 
 def detect_language(

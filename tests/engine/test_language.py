@@ -50,6 +50,9 @@ def test_a_given_language_is_read_without_detection(base_engine):
     sot, language, transcribe = task.initial_tokens([], False, "de")
     assert language == base_engine.tokenizer.language_tokens["de"]
     assert transcribe == base_engine.tokenizer.special.transcribe
+    with pytest.raises(ConfigError, match="not one this model reads") as caught:
+        base_engine.task(DecodeOptions(language="yue"))  # large-v3's, not base's
+    assert " haw " in str(caught.value) and " yue" not in str(caught.value)
 
 
 def test_translate_gives_english_text_for_german_speech(base_engine):

@@ -84,7 +84,7 @@ class DecodeTask:
         self.decoder, self.tokenizer, self.options = decoder, tokenizer, options
         multilingual = decoder.info.is_multilingual
         if options.task == "translate" and not multilingual:
-            raise ConfigError("--task translate needs a multilingual model, e.g. whisper-base")
+            raise ConfigError("--task translate needs a multilingual model, e.g. --model base")
         # a code, or auto: each window whose caller names no language is detected first
         self.language = check_language(options.language, tokenizer, multilingual)
         self.languages = model_languages(tokenizer, multilingual)

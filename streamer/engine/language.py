@@ -14,7 +14,7 @@ import numpy as np
 from streamer.engine.logits import log_softmax
 from streamer.engine.session import DecoderSession
 from streamer.engine.tokenizer import Tokenizer
-from streamer.errors import ConfigError
+from streamer.errors import ConfigError, ModelLoadError
 from streamer.languages import AUTO
 
 TOP_K = 3  # languages reported with a detection
@@ -32,6 +32,8 @@ class LanguageGuess:
 def model_languages(tokenizer: Tokenizer, multilingual: bool) -> dict[str, int]:
     """Code -> token id of the languages the model reads (English-only: just ``en``)."""
     tokens = tokenizer.language_tokens
+    if multilingual and not tokens:
+        raise ModelLoadError("a multilingual model whose tokenizer has no <|xx|> language tokens")
     return tokens if multilingual else {"en": tokens.get("en", -1)}
 
 
@@ -46,7 +48,7 @@ def check_language(language: str, tokenizer: Tokenizer, multilingual: bool) -> s
     if not multilingual:
         raise ConfigError(
             f"language {language!r} needs a multilingual model (this one reads English "
-            "only); use --model with a multilingual one, e.g. whisper-base"
+            "only); use a multilingual model, e.g. --model base"
         )
     valid = " ".join(codes)
     raise ConfigError(f"language {language!r} is not one this model reads; valid: auto, {valid}")

@@ -173,6 +173,7 @@ def test_transcribe_formats_on_stdout(matrix_files, model_dir, fmt):
     elif fmt == "jsonl":
         records = [json.loads(line) for line in output.splitlines()]
         assert records and all({"start_s", "end_s", "text"} <= set(r) for r in records)
+        assert {r["language"] for r in records} == {"en"}  # the English-only default model
         text = " ".join(r["text"] for r in records)
         spans = [(r["start_s"], r["end_s"]) for r in records]
     else:

@@ -16,7 +16,12 @@ import numpy as np
 
 from streamer.config import DecodeOptions
 from streamer.engine.draft import DraftResync, accept_draft
-from streamer.engine.language import LanguageGuess, check_language, detect_language, model_languages
+from streamer.engine.language import (
+    LanguageGuess,
+    check_language,
+    detect_in_features,
+    model_languages,
+)
 from streamer.engine.logits import (
     ApplyTimestampRules,
     LogitFilter,
@@ -111,7 +116,7 @@ class DecodeTask:
 
     def detect(self, audio_features: np.ndarray) -> LanguageGuess:
         """The language of a window (one decoder call; none on an English-only model)."""
-        return detect_language(self.decoder, self.tokenizer, audio_features)
+        return detect_in_features(self.decoder, self.tokenizer, audio_features)
 
     def sot_sequence(self, language: str) -> list[int]:
         """<|startoftranscript|>, then on a multilingual model the language and the task."""
@@ -170,7 +175,7 @@ class DecodeTask:
         without_timestamps = options.without_timestamps
         language = language or self.language
         if language == AUTO:
-            language = self.detect(audio_features).code
+            language = self.detect(audio_features).language
         initial = self.initial_tokens(prompt or [], without_timestamps, language)
         prefix = list(prefix or [])
         sample_begin = len(initial) + len(prefix)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streamer.audio import HOP_LENGTH, N_FFT, N_FRAMES, N_SAMPLES
 from streamer.engine.logits import log_softmax
 from streamer.engine.session import DecoderSession
 from streamer.engine.tokenizer import Tokenizer
@@ -24,7 +25,7 @@ TOP_K = 3  # languages reported with a detection
 class LanguageGuess:
     """The most probable language of a window, and the runners-up (code, probability)."""
 
-    code: str
+    language: str  # a code: "de"
     probability: float
     top: tuple[tuple[str, float], ...]
 
@@ -54,7 +55,15 @@ def check_language(language: str, tokenizer: Tokenizer, multilingual: bool) -> s
     raise ConfigError(f"language {language!r} is not one this model reads; valid: auto, {valid}")
 
 
-def detect_language(
+def detect_language(engine, audio: np.ndarray) -> LanguageGuess:
+    """The language of a recording (16 kHz float32), from its first 30 s window as
+    ``streamer transcribe`` detects it; ``engine``: a ``transcribe.Engine``."""
+    n_frames = min(N_FRAMES, len(audio) // HOP_LENGTH)
+    features = engine.encode(audio[: N_SAMPLES + N_FFT], n_frames)
+    return detect_in_features(engine.decoder, engine.tokenizer, features)
+
+
+def detect_in_features(
     decoder: DecoderSession, tokenizer: Tokenizer, audio_features: np.ndarray
 ) -> LanguageGuess:
     """The language of the audio ``audio_features`` (1, positions, state) encode."""

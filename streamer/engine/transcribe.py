@@ -228,7 +228,7 @@ def transcribe_blocks(
             prompt = all_tokens
         duration_s = window_frames * HOP_LENGTH / SAMPLE_RATE
         if language is None:  # the audio's language, kept for the rest of it (as Whisper)
-            language = task.detect(features).code
+            language = task.detect(features).language
         result = decode_with_fallback(
             task,
             features,

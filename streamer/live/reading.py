@@ -141,7 +141,7 @@ class WindowReader:
         padding = self.stream.encoder_padding_s
         features = self.engine.encode(audio, n_frames, padding if padding > 0 else None)
         budget = max_tokens_for(len(audio) / SAMPLE_RATE, self.options, self.engine.info.n_text_ctx)
-        language = self.language or self.task.detect(features).code
+        language = self.language or self.task.detect(features).language
         result = self.task.run(
             features,
             self.prompt_tokens(),

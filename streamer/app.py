@@ -82,6 +82,7 @@ def run_live(config: Config, input_path: str | None = None) -> int:
     from streamer.output.ui import LiveView, TranscriptModel
 
     engine = Engine(config.model, log=_err)
+    engine.task(config.decode)  # a language the model lacks fails now, in one line
     if not engine.decoder.has_cross_attentions:
         _err(
             "streamer: this export has no cross-attention outputs: word times are spread "

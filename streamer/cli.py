@@ -41,7 +41,9 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
     group.add_argument("--beam-size", type=int, help="1 = greedy (default)")
-    group.add_argument("--language", help="spoken language (English-only models: en)")
+    group.add_argument("--language", help="de, german, ... or auto (default: detect it)")
+    tasks = ("transcribe", "translate")  # translate: English text of any language
+    group.add_argument("--task", choices=tasks, help="translate: into English")
 
 
 def _live_args(parser: argparse.ArgumentParser) -> None:
@@ -174,6 +176,8 @@ def _model_overrides(args: argparse.Namespace) -> dict:
         decode["beam_size"] = args.beam_size
     if getattr(args, "language", None):
         decode["language"] = args.language
+    if getattr(args, "task", None):
+        decode["task"] = args.task
     return {key: value for key, value in (("model", model), ("decode", decode)) if value}
 
 
@@ -238,6 +242,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         config.offline, vad_filter=config.offline.vad_filter and not args.no_vad_filter
     )
     engine = Engine(config.model, log=_err)
+    engine.task(decode)  # a language the model lacks fails now, in one line
     _err(f"model: {engine.describe()}")
     for path in args.files:
         with _progress(Path(path).name) as progress:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from streamer.errors import ConfigError
+from streamer.languages import language_code
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -71,7 +72,10 @@ class DecodeOptions:
     best_of: int = 5  # samples at temperature > 0
     patience: float = 1.0
     length_penalty: float | None = None
-    language: str = "en"
+    # a code (de), a name (german) or auto: detected per speech region / utterance
+    # (English-only models read English whatever this says, and reject another code)
+    language: str = "auto"
+    task: Literal["transcribe", "translate"] = "transcribe"  # translate: into English
     # fallback (Whisper's rules)
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     compression_ratio_threshold: float | None = 2.4
@@ -93,6 +97,10 @@ class DecodeOptions:
     # guard: 13 against 6.5)
     max_tokens_per_second_spaceless: float = 24.0
     max_new_tokens: int | None = None
+
+    def __post_init__(self):
+        # a name becomes its code here, so everything after reads codes only
+        object.__setattr__(self, "language", language_code(self.language))
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ class Segment:
     no_speech_prob: float
     compression_ratio: float
     temperature: float
+    language: str = "en"  # the code it was read in
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class CommittedWord:
     start_sample: int
     end_sample: int
     emitted_at_s: float
+    language: str = "en"  # the code of the utterance it was read in
 
 
 @dataclass(frozen=True)
@@ -205,3 +207,4 @@ class TranscriptState:
     device_rate: int = 0
     provider: str = "CPU"
     notice: str = ""
+    language: str = ""  # of the newest committed words ("" until the first)

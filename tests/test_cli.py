@@ -173,6 +173,7 @@ def test_transcribe_formats_on_stdout(matrix_files, model_dir, fmt):
     elif fmt == "jsonl":
         records = [json.loads(line) for line in output.splitlines()]
         assert records and all({"start_s", "end_s", "text"} <= set(r) for r in records)
+        assert {r["language"] for r in records} == {"en"}  # the English-only default model
         text = " ".join(r["text"] for r in records)
         spans = [(r["start_s"], r["end_s"]) for r in records]
     else:
@@ -354,7 +355,9 @@ def test_live_plain_prints_one_line_per_utterance(live_plain):
 def test_live_emit_log_has_monotonic_word_times(live_plain, three_utterances):
     result, emit_log = live_plain
     records = [json.loads(line) for line in emit_log.read_text().splitlines()]
-    assert records and all(set(r) == {"emit_s", "start_s", "end_s", "text"} for r in records)
+    assert records and all(
+        set(r) == {"emit_s", "start_s", "end_s", "text", "language"} for r in records
+    )
     duration_s = soundfile.info(three_utterances).duration
     for before, after in zip(records, records[1:]):
         assert after["emit_s"] >= before["emit_s"]

@@ -18,7 +18,7 @@ MAX_MODULE_LINES = 400
 # stage -> rank; a module may import only modules of its own rank or lower
 STAGES = {"vocabulary": 0, "engine": 1, "live": 2, "output": 3, "bench": 4, "entry": 5}
 VOCABULARY = {"streamer", "streamer.audio", "streamer.audiofile", "streamer.config"}
-VOCABULARY |= {"streamer.errors", "streamer.types", "streamer.vad"}
+VOCABULARY |= {"streamer.errors", "streamer.types", "streamer.vad", "streamer.languages"}
 ENTRY = {"streamer.cli", "streamer.app", "streamer.__main__"}
 
 

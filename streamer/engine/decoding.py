@@ -16,6 +16,12 @@ import numpy as np
 
 from streamer.config import DecodeOptions
 from streamer.engine.draft import DraftResync, accept_draft
+from streamer.engine.language import (
+    LanguageGuess,
+    check_language,
+    detect_in_features,
+    model_languages,
+)
 from streamer.engine.logits import (
     ApplyTimestampRules,
     LogitFilter,
@@ -26,6 +32,8 @@ from streamer.engine.logits import (
 from streamer.engine.search import BeamSearch, GreedySearch, RecordingSearch, rank
 from streamer.engine.session import DecoderSession
 from streamer.engine.tokenizer import Tokenizer
+from streamer.errors import ConfigError
+from streamer.languages import AUTO
 
 
 def compression_ratio(text: str) -> float:
@@ -51,6 +59,7 @@ class DecodingResult:
     fed_tokens: int = 0  # tokens fed to the calls after it (one each, plus any guesses)
     # log-probability of each token of ``tokens`` (single-row searches only, else empty)
     token_logprobs: tuple[float, ...] = ()
+    language: str = "en"  # the language the window was read as (its sot sequence's)
 
     def truncated(self, length: int, text: str) -> DecodingResult:
         """The reading of its first ``length`` tokens (``text``: their text); the scores
@@ -78,11 +87,14 @@ class DecodeTask:
 
     def __init__(self, decoder: DecoderSession, tokenizer: Tokenizer, options: DecodeOptions):
         self.decoder, self.tokenizer, self.options = decoder, tokenizer, options
+        multilingual = decoder.info.is_multilingual
+        if options.task == "translate" and not multilingual:
+            raise ConfigError("--task translate needs a multilingual model, e.g. --model base")
+        # a code, or auto: each window whose caller names no language is detected first
+        self.language = check_language(options.language, tokenizer, multilingual)
+        self.languages = model_languages(tokenizer, multilingual)
         special = tokenizer.special
-        self.sot_sequence = [special.sot]
-        if decoder.info.is_multilingual:  # language and task tokens follow <|startoftranscript|>
-            language = tokenizer.encode(f"<|{options.language}|>") or []
-            self.sot_sequence += [*language[:1], special.transcribe]
+        self.task_token = special.translate if options.task == "translate" else special.transcribe
         self.suppress = self._suppressed_tokens()
         self.rng = np.random.default_rng(0)
 
@@ -102,12 +114,24 @@ class DecodeTask:
         ]
         return sorted(set(suppress))
 
-    def initial_tokens(self, prompt: list[int], without_timestamps: bool) -> list[int]:
+    def detect(self, audio_features: np.ndarray) -> LanguageGuess:
+        """The language of a window (one decoder call; none on an English-only model)."""
+        return detect_in_features(self.decoder, self.tokenizer, audio_features)
+
+    def sot_sequence(self, language: str) -> list[int]:
+        """<|startoftranscript|>, then on a multilingual model the language and the task."""
+        if not self.decoder.info.is_multilingual:
+            return [self.tokenizer.special.sot]
+        return [self.tokenizer.special.sot, self.languages[language], self.task_token]
+
+    def initial_tokens(
+        self, prompt: list[int], without_timestamps: bool, language: str = "en"
+    ) -> list[int]:
         special = self.tokenizer.special
         tokens = []
         if prompt:
             tokens = [special.sot_prev, *prompt[-(self.decoder.info.n_text_ctx // 2 - 1) :]]
-        tokens += self.sot_sequence
+        tokens += self.sot_sequence(language)
         if without_timestamps:
             tokens.append(special.no_timestamps)
         return tokens
@@ -134,6 +158,7 @@ class DecodeTask:
         max_new_tokens: int | None = None,
         want_alignment: bool = False,
         draft: list[int] | None = None,
+        language: str | None = None,
     ) -> DecodingResult:
         """Decode one window.
 
@@ -142,11 +167,16 @@ class DecodeTask:
         the prompt and prefix in the same call and accepted while they equal what greedy
         decoding would pick; decoding resumes at the first disagreement from the cache of the
         accepted tokens, so the result is exactly the greedy result, at a fraction of the
-        calls. Without cross-attention outputs in the decoder, no alignment comes back."""
+        calls. Without cross-attention outputs in the decoder, no alignment comes back.
+        ``language`` (a code) is what the window is read as; None: the options' language,
+        detected from this window when that is auto (one more decoder call)."""
         want_alignment = want_alignment and self.decoder.has_cross_attentions
         options = self.options
         without_timestamps = options.without_timestamps
-        initial = self.initial_tokens(prompt or [], without_timestamps)
+        language = language or self.language
+        if language == AUTO:
+            language = self.detect(audio_features).language
+        initial = self.initial_tokens(prompt or [], without_timestamps, language)
         prefix = list(prefix or [])
         sample_begin = len(initial) + len(prefix)
         sot_index = initial.index(self.tokenizer.special.sot)
@@ -241,6 +271,7 @@ class DecodeTask:
             prefill_tokens=len(initial) + len(prefix) + len(draft),
             fed_tokens=fed_tokens,
             token_logprobs=token_logprobs,
+            language=language,
         )
 
     def _search(self, temperature: float) -> tuple[GreedySearch | BeamSearch, int]:

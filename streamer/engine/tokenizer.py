@@ -11,6 +11,7 @@ from tokenizers import Tokenizer as HFTokenizer
 
 from streamer.engine.script import has_spaceless, is_spaceless_char, unit_spans
 from streamer.errors import ModelLoadError
+from streamer.languages import LANGUAGES
 
 REPLACEMENT_CHAR = "\ufffd"
 
@@ -79,6 +80,13 @@ class Tokenizer:
 
     def token_text(self, token: int) -> str:
         return self._tokenizer.id_to_token(token) or ""
+
+    @cached_property
+    def language_tokens(self) -> dict[str, int]:
+        """Code -> id of each ``<|xx|>`` language token the vocabulary has (an English-only
+        vocabulary has them too, untrained: ``engine.language`` reads only ``en`` there)."""
+        ids = {code: self._id(f"<|{code}|>") for code in LANGUAGES}
+        return {code: token for code, token in ids.items() if token is not None}
 
     @cached_property
     def non_speech_tokens(self) -> tuple[int, ...]:

@@ -30,6 +30,7 @@ from streamer.engine.runtime import choose_precision
 from streamer.engine.script import is_spaceless, is_spaceless_language
 from streamer.engine.session import DecoderSession, EncoderSession
 from streamer.engine.tokenizer import Tokenizer
+from streamer.languages import AUTO
 from streamer.types import Segment, Transcript
 
 INPUT_STRIDE = 2  # mel frames per encoder position
@@ -91,12 +92,19 @@ def decode_with_fallback(
     prompt: list[int],
     options: DecodeOptions,
     max_new_tokens: int,
+    language: str | None = None,
 ) -> DecodingResult:
     """Decode at increasing temperatures until the result is neither repetitive
     (compression ratio) nor improbable (average log-probability), or is silence."""
     results = []
     for temperature in options.temperatures:
-        result = task.run(features, prompt, temperature=temperature, max_new_tokens=max_new_tokens)
+        result = task.run(
+            features,
+            prompt,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            language=language,
+        )
         results.append(result)
         too_repetitive = (
             options.compression_ratio_threshold is not None
@@ -209,6 +217,7 @@ def transcribe_blocks(
         all_tokens += tokenizer.encode(" " + options.initial_prompt.strip())
     prompt_reset_since = 0
     seek = 0
+    language = None if task.language == AUTO else task.language  # auto: the first window's
     while seek < content_frames:
         window_frames = min(N_FRAMES, content_frames - seek)
         # a little audio past the window gives its last frames their STFT context
@@ -218,12 +227,15 @@ def transcribe_blocks(
         if not options.condition_on_previous_text and options.initial_prompt and seek == 0:
             prompt = all_tokens
         duration_s = window_frames * HOP_LENGTH / SAMPLE_RATE
+        if language is None:  # the audio's language, kept for the rest of it (as Whisper)
+            language = task.detect(features).language
         result = decode_with_fallback(
             task,
             features,
             prompt,
             options,
             max_tokens_for(duration_s, options, engine.info.n_text_ctx),
+            language,
         )
         offset_s = seek * HOP_LENGTH / SAMPLE_RATE
         if _is_silence(result, options):
@@ -249,6 +261,7 @@ def transcribe_blocks(
                 no_speech_prob=result.no_speech_prob,
                 compression_ratio=result.compression_ratio,
                 temperature=result.temperature,
+                language=result.language,
             )
         seek += max(advance, 1)
         if not options.condition_on_previous_text or (
@@ -284,7 +297,8 @@ def transcribe_speech(
     progress: Callable[[float], None] | None = None,
 ) -> Iterator[Segment]:
     """Segments of a block stream: region by region (``offline.vad_filter``), each read as a
-    recording of its own, or the whole stream as Whisper reads it."""
+    recording of its own (in its own language, when the language is auto), or the whole
+    stream as Whisper reads it."""
     if not offline.vad_filter:
         yield from transcribe_blocks(engine, blocks, total_samples, options, progress)
         return

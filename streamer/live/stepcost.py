@@ -28,6 +28,7 @@ class StepWork:
     decoder_calls: int  # calls after the prefill
     fed_tokens: int  # tokens fed to those calls
     output_tokens: int  # tokens of the reading (alignment rows)
+    detections: int = 0  # language detections: a one-token prefill each
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class StepCostModel:
         prefill = p0 + work.prefill_tokens * (p1 + p2 * positions)
         calls = work.decoder_calls * (c0 + c1 * positions) + work.fed_tokens * self.fed_token_ms
         align = a0 + a1 * work.output_tokens * positions
-        return (encoder + prefill + calls + align) / 1000 / speed
+        detect = work.detections * (p0 + p1 + p2 * positions)
+        return (encoder + prefill + calls + align + detect) / 1000 / speed
 
 
 REFERENCE_COST = StepCostModel()

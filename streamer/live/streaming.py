@@ -16,9 +16,11 @@ import numpy as np
 from streamer.audio import SAMPLE_RATE, seconds_to_samples
 from streamer.config import DecodeOptions, StreamConfig
 from streamer.engine.transcribe import Engine
+from streamer.languages import AUTO
 from streamer.live.commit import LocalAgreement
-from streamer.live.reading import Reading, WindowReader
+from streamer.live.reading import LANGUAGE_LOCK_S, Reading, WindowReader
 from streamer.live.stepcost import StepWork
+from streamer.live.wordtext import words_text
 from streamer.types import CommittedWord, EndpointReason, Hypothesis, Tentative, Word
 
 UNCOVERED_S = 1.0  # a reading ending this long before its window's end missed speech
@@ -58,6 +60,8 @@ class StreamingTranscriber(WindowReader):
         )
         self._read_end = 0  # where the newest reading's words end (absolute sample)
         self._cut_sample: int | None = None  # the last max-length cut: the span goes on there
+        self._reading_language = self.language or "en"  # of the newest reading
+        self._held: Hypothesis | None = None  # the newest reading before the language settled
 
     # --- window management ------------------------------------------------------------------
 
@@ -142,6 +146,7 @@ class StreamingTranscriber(WindowReader):
         result, rejected, words = reading.result, reading.rejected, list(reading.words)
         if reading.looped:
             self._context.clear()  # a loop feeds on its own context: the next step goes without
+        self._settle_language(reading)
         self._draft = [] if rejected else list(result.tokens)
         window_end = reading.window_end
         hypothesis = Hypothesis(
@@ -153,6 +158,8 @@ class StreamingTranscriber(WindowReader):
             no_speech_prob=result.no_speech_prob,
             compression_ratio=result.compression_ratio,
         )
+        if self.language is None:  # read in a detected but unsettled language: shown only
+            return self._hold(reading, hypothesis, started)
         update = self.policy.update(hypothesis)
         self._read_end = max([self.policy.committed_end_sample, *(w.end_sample for w in words)])
         if not rejected and not update.tentative:
@@ -170,9 +177,35 @@ class StreamingTranscriber(WindowReader):
             reading.work,
         )
 
+    def _hold(self, reading: Reading, hypothesis: Hypothesis, started: float) -> StepResult:
+        """A reading before the utterance's language is settled: its words are tentative
+        and the commit policy sees it only if the speech ends before the language settles
+        (``_release_held``): agreeing readings in a wrongly detected language would
+        commit words in it (1.5 s of speech is detected right 59% of the time on the
+        FLEURS and Common Voice clips, three seconds 93%)."""
+        self._held, words = hypothesis, reading.words  # no words if it was rejected
+        self._read_end = max([self.policy.committed_end_sample, *(w.end_sample for w in words)])
+        compute_s = reading.compute_s + time.perf_counter() - started
+        return StepResult(
+            (),
+            Tentative(words_text(words), words),
+            reading.window_end,
+            compute_s,
+            hypothesis,
+            reading.rejected,
+            reading.work,
+        )
+
+    def _release_held(self) -> tuple[Word, ...]:
+        """The speech ended before its language settled: the commit policy takes
+        the newest held reading (what it commits on its own is returned)."""
+        held, self._held = self._held, None
+        return () if held is None else self.policy.update(held).newly_committed
+
     def finalize(self, at_sample: int, now_s: float) -> StepResult:
         """A pause at ``at_sample``: commit the tentative words that end by then; the
-        window and its draft stay."""
+        window and its draft stay. Before the utterance's language is settled nothing is
+        final yet: the reading that settles it reads these words again."""
         update = self.policy.force_commit(until_sample=at_sample)
         committed = self._stamp(update.newly_committed, now_s)
         return StepResult(committed, Tentative(""), self.window_start, 0.0)
@@ -203,15 +236,31 @@ class StreamingTranscriber(WindowReader):
         to be read again and the window keeps its audio (a window starting at the cut
         reads the word there badly: "Gothic" became "Catholic")."""
         cut = reason == "max_length"
+        early = self._release_held()
         update = self.policy.force_commit(end_of_utterance=not cut, until_sample=end_sample)
-        committed = self._stamp(update.newly_committed, now_s)
+        committed = self._stamp(early + update.newly_committed, now_s)
         if cut:
             self._cut_sample = end_sample
         else:
             self._move_window(max(end_sample, self.policy.committed_end_sample))
+            if self.task.language == AUTO:  # the next utterance may be in another language
+                self.language = None
         return StepResult(committed, Tentative(""), end_sample, 0.0)
 
+    def _settle_language(self, reading: Reading) -> None:
+        """An auto language is fixed by the first reading of the utterance with
+        ``LANGUAGE_LOCK_S`` of speech (the readings before it detect it each time) that is
+        not rejected (a reading of no speech says nothing of its language)."""
+        self._reading_language = reading.result.language
+        speech = reading.window_end - reading.window_start - self.pre_roll_samples
+        enough = speech >= seconds_to_samples(LANGUAGE_LOCK_S) and not reading.rejected
+        if self.language is None and enough:
+            self.language = reading.result.language
+
     def _stamp(self, words: tuple[Word, ...], now_s: float) -> tuple[CommittedWord, ...]:
-        committed = tuple(CommittedWord(w.text, w.start_sample, w.end_sample, now_s) for w in words)
+        language = self.language or self._reading_language
+        committed = tuple(
+            CommittedWord(w.text, w.start_sample, w.end_sample, now_s, language) for w in words
+        )
         self._context.extend(committed)
         return committed

@@ -45,6 +45,7 @@ def to_jsonl(transcript: Transcript) -> str:
                 "avg_logprob": round(s.avg_logprob, 4),
                 "no_speech_prob": round(s.no_speech_prob, 4),
                 "temperature": s.temperature,
+                "language": s.language,
             },
             ensure_ascii=False,
         )

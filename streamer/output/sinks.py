@@ -98,6 +98,7 @@ def _emit_record(word: CommittedWord) -> str:
         "start_s": samples_to_seconds(word.start_sample),
         "end_s": samples_to_seconds(word.end_sample),
         "text": word.text,
+        "language": word.language,
     }
     return json.dumps(record, ensure_ascii=False) + "\n"
 

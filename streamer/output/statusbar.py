@@ -10,7 +10,8 @@ still fits; the fields are then drawn in their fixed left-to-right order. Priori
 4. input level, short form (``-23 dB``);
 5. commit latency, then RTF;
 6. input level, long form (the 10-cell meter);
-7. execution provider (``CPU`` / ``CUDA``);
+7. execution provider (``CPU`` / ``CUDA``), then the language the words are read in
+   (``de``), once there are words;
 8. input device and rate, shortened with an ellipsis to the room left (rate dropped first);
 9. dropped audio and xruns when zero: nothing to report.
 
@@ -37,7 +38,8 @@ STATUS_STYLE = "reverse"
 ALARM_STYLE = "bold yellow"
 
 # left-to-right position of each field on the bar (independent of its priority)
-ORDER = ("vad", "level", "lag", "commit", "rtf", "dropped", "xruns", "provider", "device")
+ORDER = ("vad", "level", "lag", "commit", "rtf", "dropped", "xruns", "provider", "language")
+ORDER += ("device",)
 
 # a ladder step: (field, its text), or (field, a function of the room left -> text or None)
 Step = tuple[str, "Text | Callable[[int], Text | None]"]
@@ -77,6 +79,7 @@ def ladder(state: TranscriptState) -> list[Step]:
         ("rtf", _field(f"RTF {stats.real_time_factor:.2f}")),
         ("level", _field(level_meter(stats.input_level_db))),
         ("provider", _field(state.provider)),
+        *([("language", _field(state.language))] if state.language else []),
         ("device", lambda room: device_field(state.device, state.device_rate, room)),
         *quiet,
     ]

@@ -59,6 +59,7 @@ class TranscriptSink:
         self._markdown = AppendLog(self.markdown_path, "transcript", durable=True)
         self._utterance = 0
         self._utterance_open = False
+        self._language = "en"  # of the utterance before: a change is marked in the notes
         self._closed = False
         error = self._append(self._markdown, f"# Transcript {self.stem}\n")
         if error is not None:  # the disk is full before the session starts: say so now
@@ -76,14 +77,23 @@ class TranscriptSink:
             "start_s": samples_to_seconds(words[0].start_sample),
             "end_s": samples_to_seconds(words[-1].end_sample),
             "emit_s": round(max(word.emitted_at_s for word in words), 6),
+            "language": words[-1].language,
         }
         line = json.dumps(record, ensure_ascii=False) + "\n"
         if not self._utterance_open:
-            text = f"\n[{format_clock(record['start_s'])}] {text.lstrip()}"
+            text = (
+                f"\n[{format_clock(record['start_s'])}] {self._language_mark(words)}{text.lstrip()}"
+            )
             self._utterance_open = True
         # both files are attempted even when the first fails; the first error is reported
         errors = [self._append(self._jsonl, line), self._append(self._markdown, text)]
         raise_first(errors)
+
+    def _language_mark(self, words: tuple[CommittedWord, ...]) -> str:
+        """``(de) `` where an utterance is in another language than the one before it (a
+        session starts in English, so an English one reads as it always did)."""
+        language, self._language = self._language, words[-1].language
+        return "" if words[-1].language == language else f"({words[-1].language}) "
 
     def on_endpoint(self, endpoint: Endpoint) -> None:
         if self._utterance_open:

@@ -59,6 +59,7 @@ def fold(
             committed_lines=history[-history_lines:],
             current_line=line,
             tentative=tentative,
+            language=event.words[-1].language if event.words else state.language,
         )
     if isinstance(event, Tentative):
         return replace(state, tentative=event.text.strip() if show_tentative else "")

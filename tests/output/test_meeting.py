@@ -117,7 +117,9 @@ def test_stdout_has_one_recognized_line_per_utterance(session):
 def test_jsonl_records_are_ordered_and_match_stdout(session):
     records = session["records"]
     duration_s = soundfile.info(session["audio"]).duration
-    assert all(set(r) == {"utterance", "text", "start_s", "end_s", "emit_s"} for r in records)
+    assert all(
+        set(r) == {"utterance", "text", "start_s", "end_s", "emit_s", "language"} for r in records
+    )
     keys = [r["utterance"] for r in records]
     assert keys == sorted(keys) and sorted(set(keys)) == list(range(len(set(keys))))
     for before, after in zip(records, records[1:]):

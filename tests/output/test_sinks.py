@@ -32,8 +32,10 @@ from streamer.types import CommittedWord, Endpoint
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cw(text: str, start_s: float, end_s: float, emitted_at_s: float = 0.0) -> CommittedWord:
-    return CommittedWord(text, int(start_s * 16000), int(end_s * 16000), emitted_at_s)
+def cw(
+    text: str, start_s: float, end_s: float, emitted_at_s: float = 0.0, language: str = "en"
+) -> CommittedWord:
+    return CommittedWord(text, int(start_s * 16000), int(end_s * 16000), emitted_at_s, language)
 
 
 def endpoint(end_s: float = 0.0) -> Endpoint:
@@ -134,9 +136,9 @@ def test_emit_log_has_one_json_line_per_word(tmp_path):
     sink.close()
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert records == [
-        {"emit_s": 1.75, "start_s": 0.5, "end_s": 1.0, "text": " one"},
-        {"emit_s": 1.75, "start_s": 1.0, "end_s": 1.25, "text": " two"},
-        {"emit_s": 3.125, "start_s": 2.0, "end_s": 2.5, "text": " three"},
+        {"emit_s": 1.75, "start_s": 0.5, "end_s": 1.0, "text": " one", "language": "en"},
+        {"emit_s": 1.75, "start_s": 1.0, "end_s": 1.25, "text": " two", "language": "en"},
+        {"emit_s": 3.125, "start_s": 2.0, "end_s": 2.5, "text": " three", "language": "en"},
     ]
 
 
@@ -167,16 +169,20 @@ def test_transcript_sink_writes_jsonl_markdown_srt_and_vtt(tmp_path):
     sink.close()
     base = tmp_path / "out" / "standup"
     records = [json.loads(line) for line in base.with_suffix(".jsonl").read_text().splitlines()]
+    english = {"language": "en"}
     assert records == [
-        {"utterance": 0, "text": " Good morning", "start_s": 1.0, "end_s": 2.0, "emit_s": 2.0},
-        {"utterance": 0, "text": " everyone.", "start_s": 2.0, "end_s": 2.9, "emit_s": 3.1},
+        {"utterance": 0, "text": " Good morning", "start_s": 1.0, "end_s": 2.0, "emit_s": 2.0}
+        | english,
+        {"utterance": 0, "text": " everyone.", "start_s": 2.0, "end_s": 2.9, "emit_s": 3.1}
+        | english,
         {
             "utterance": 1,
             "text": " Let's start.",
             "start_s": 3723.5,
             "end_s": 3724.25,
             "emit_s": 3725,
-        },
+        }
+        | english,
     ]
     assert base.with_suffix(".md").read_text() == (
         "# Transcript standup\n\n[00:00:01] Good morning everyone.\n\n[01:02:03] Let's start.\n"
@@ -189,6 +195,22 @@ def test_transcript_sink_writes_jsonl_markdown_srt_and_vtt(tmp_path):
         "WEBVTT\n\n"
         "00:00:01.000 --> 00:00:02.900\nGood morning everyone.\n\n"
         "01:02:03.500 --> 01:02:04.250\nLet's start.\n\n"
+    )
+
+
+def test_transcript_notes_mark_where_the_language_changes(tmp_path):
+    sink = TranscriptSink(tmp_path, stem="mixed")
+    for index, language in enumerate(["de", "de", "en", "fr"]):
+        start = 10.0 * index
+        sink.on_commit((cw(f" {language}{index}", start, start + 1, start + 1.5, language),))
+        sink.on_endpoint(endpoint(start + 1))
+    sink.close()
+    records = [json.loads(line) for line in (tmp_path / "mixed.jsonl").read_text().splitlines()]
+    assert [record["language"] for record in records] == ["de", "de", "en", "fr"]
+    # a session starts in English: the first German utterance is marked, the second is not
+    assert (tmp_path / "mixed.md").read_text() == (
+        "# Transcript mixed\n\n[00:00:00] (de) de0\n\n[00:00:10] de1\n\n"
+        "[00:00:20] (en) en2\n\n[00:00:30] (fr) fr3\n"
     )
 
 

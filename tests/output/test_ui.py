@@ -56,8 +56,8 @@ def screen_text(state: TranscriptState, width: int = 80, height: int = 24) -> li
     return console.export_text().splitlines()
 
 
-def committed(*texts: str) -> Committed:
-    return Committed(tuple(CommittedWord(text, 0, 1, 0.0) for text in texts))
+def committed(*texts: str, language: str = "en") -> Committed:
+    return Committed(tuple(CommittedWord(text, 0, 1, 0.0, language) for text in texts))
 
 
 BUSY_STATS = Stats(
@@ -224,9 +224,14 @@ device_names = st.text(st.characters(categories=["L", "N", "P", "Zs"]), max_size
     device=device_names,
     rate=st.sampled_from([0, 8000, 16000, 44100, 48000, 192000]),
     provider=st.sampled_from(["CPU", "CUDA", "TensorrtExecutionProvider"]),
+    language=st.sampled_from(["", "en", "de", "haw"]),
 )
-def test_status_bar_is_always_one_row_within_the_width(width, stats, device, rate, provider):
-    state = TranscriptState(stats=stats, device=device, device_rate=rate, provider=provider)
+def test_status_bar_is_always_one_row_within_the_width(
+    width, stats, device, rate, provider, language
+):
+    state = TranscriptState(
+        stats=stats, device=device, device_rate=rate, provider=provider, language=language
+    )
     bar = status_bar(state, width)
     assert bar.cell_len == width
     lines = status_lines(state, width)
@@ -455,3 +460,11 @@ def test_export_svg_writes_the_screen(tmp_path):
     path = export_svg(meeting_state(n_lines=3), tmp_path / "screen.svg", width=90, height=20)
     svg = path.read_text()
     assert svg.startswith("<svg") and "tentative" in svg and "CUDA" in svg
+
+
+def test_the_status_bar_names_the_language_of_the_newest_words():
+    state = fold(meeting_state(n_lines=1), committed(" Guten", " Tag", language="de"))
+    assert state.language == "de"
+    assert status_lines(state, 200)[0].split("\u2502")[-2].strip() == "de"  # before the device
+    fresh = status_lines(fold(TranscriptState(), Endpoint(0, "silence", 0.0)), 200)[0]
+    assert "CPU \u2502 default input" in fresh  # no words yet: no language

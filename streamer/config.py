@@ -153,6 +153,12 @@ class OfflineConfig:
     # (10-voice sessions 18.02% -> 14.56% WER, long-form and LibriSpeech unchanged or better)
     gap_ms: int = 1000  # a pause at least this long starts a new region
     pad_ms: int = 200  # audio kept on each side of a VAD span
+    # a window shorter than 30 s (a short region, the end of a recording) is encoded with this
+    # much silence after it instead of padded to 30 s (0: to 30 s). Measured on every set
+    # against 30 s: the 46 multilingual clips 20.88% -> 19.16% mean WER/CER (all six
+    # languages better) in half the CPU time; English errors summed over LibriSpeech,
+    # long-form and sessions 655.5 -> 655.2 (3 s: 667)
+    encoder_padding_s: float = 8.0
 
 
 @dataclass(frozen=True)
@@ -299,6 +305,7 @@ def _validate_ranges(config: Any) -> None:
         OfflineConfig: [
             ("gap_ms", lambda v: 0 <= v <= 60_000, "between 0 and 60000"),
             ("pad_ms", lambda v: 0 <= v <= 2000, "between 0 and 2000"),
+            ("encoder_padding_s", lambda v: 0 <= v <= 30, "between 0 (to 30 s) and 30"),
         ],
         ModelConfig: [("intra_op_threads", lambda v: 0 <= v <= 256, "between 0 and 256")],
         UiConfig: [("history_lines", lambda v: v >= 1, "at least 1")],

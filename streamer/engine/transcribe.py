@@ -205,8 +205,11 @@ def transcribe_blocks(
     total_samples: int,
     options: DecodeOptions,
     progress: Callable[[float], None] | None = None,
+    encoder_padding_s: float | None = None,
 ) -> Iterator[Segment]:
-    """Yield segments of the audio in ``blocks`` (16 kHz float32), window by window."""
+    """Yield segments of the audio in ``blocks`` (16 kHz float32), window by window; a window
+    shorter than 30 s is encoded with ``encoder_padding_s`` of silence after it (None: padded
+    to 30 s, as Whisper does)."""
     task = engine.task(options)
     tokenizer = engine.tokenizer
     ts_begin = tokenizer.special.timestamp_begin
@@ -222,7 +225,7 @@ def transcribe_blocks(
         window_frames = min(N_FRAMES, content_frames - seek)
         # a little audio past the window gives its last frames their STFT context
         audio = reader.window(seek * HOP_LENGTH, window_frames * HOP_LENGTH + N_FFT)
-        features = engine.encode(audio, window_frames)
+        features = engine.encode(audio, window_frames, encoder_padding_s)
         prompt = all_tokens[prompt_reset_since:] if options.condition_on_previous_text else []
         if not options.condition_on_previous_text and options.initial_prompt and seek == 0:
             prompt = all_tokens
@@ -299,14 +302,17 @@ def transcribe_speech(
     """Segments of a block stream: region by region (``offline.vad_filter``), each read as a
     recording of its own (in its own language, when the language is auto), or the whole
     stream as Whisper reads it."""
+    padding = offline.encoder_padding_s if offline.encoder_padding_s > 0 else None
     if not offline.vad_filter:
-        yield from transcribe_blocks(engine, blocks, total_samples, options, progress)
+        yield from transcribe_blocks(engine, blocks, total_samples, options, progress, padding)
         return
     for region in speech_regions(blocks, vad, offline):
         offset_s = region.start_sample / SAMPLE_RATE
         end_s = region.end_sample / SAMPLE_RATE
         pieces = iter((region.samples,))
-        for segment in transcribe_blocks(engine, pieces, len(region.samples), options):
+        for segment in transcribe_blocks(
+            engine, pieces, len(region.samples), options, encoder_padding_s=padding
+        ):
             yield replace(
                 segment,
                 start_s=round(min(segment.start_s + offset_s, end_s), 3),

@@ -150,3 +150,29 @@ def test_the_turn_lost_in_the_ten_voice_session_is_read(engine):
         "LOBSTER AT ALL BUT A CRAYFISH"
     )
     assert _recall(lost, heard) >= 0.8, heard
+
+
+@needs_espeak
+@pytest.mark.parametrize("padding_s, frames", [(8.0, "short"), (0.0, "full")])
+def test_a_short_region_is_encoded_with_its_padding(engine, monkeypatch, padding_s, frames):
+    """``offline.encoder_padding_s``: a region under 30 s is encoded with that much silence
+    after it (whole seconds), not padded to 30 s; 0 pads to 30 s. The words are read either
+    way."""
+    audio = np.concatenate([silence(0.5), speech_samples(SENTENCES[1]), silence(0.5)])
+    encoder_type, widths = type(engine.encoder), []
+    original = encoder_type.__call__
+
+    def recording(self, features):
+        widths.append(features.shape[-1])
+        return original(self, features)
+
+    monkeypatch.setattr(encoder_type, "__call__", recording)
+    offline = OfflineConfig(encoder_padding_s=padding_s)
+    transcript = transcribe_audio(engine, audio, offline=offline)
+    speech_frames = len(audio) // 160
+    if frames == "short":
+        assert widths and all(speech_frames < w <= speech_frames + 900 for w in widths)
+        assert all(w % 100 == 0 for w in widths)
+    else:
+        assert widths and all(w == 3000 for w in widths)
+    assert word_errors([SENTENCES[1]], [transcript.text]).wer < 0.4  # espeak: 4-5 of 15 wrong

@@ -60,6 +60,8 @@ class CatalogEntry:
 ZEN4 = "AMD EPYC Zen 4, 2 cores"
 XEON = "Intel Xeon, 2 cores"
 LONG_FORM = "108 s test-other chapter"
+MULTILINGUAL = "int8 greedy, language given, multilingual eval set"
+BENCH_ML = f"docs/benchmarks.md, {ZEN4}, 2026-12-06"
 
 
 def _base_package(part: int, members: dict[str, str], sha256: str) -> WeightPackage:
@@ -122,14 +124,15 @@ BASE = CatalogEntry(
         "tokenizer.json": "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
     },
     figures=(
-        Figure("WER% en", 8.70, f"int8 greedy, {LONG_FORM}", f"docs/models.md, {ZEN4}; issue 22"),
+        Figure("WER% en", 8.70, f"int8 greedy, {LONG_FORM}", f"docs/models.md, {ZEN4}"),
         Figure("RTF", 0.074, f"int8, transcribe, {LONG_FORM}", f"docs/models.md, {ZEN4}"),
-        Figure("WER% de", 20.00, "int8 greedy, multilingual eval set", "issue 22"),
-        Figure("WER% es", 9.24, "int8 greedy, multilingual eval set", "issue 22"),
-        Figure("WER% fr", 34.57, "int8 greedy, multilingual eval set", "issue 22"),
-        Figure("WER% pt", 19.50, "int8 greedy, multilingual eval set", "issue 22"),
-        Figure("CER% zh", 20.00, "int8 greedy, multilingual eval set", "issue 22"),
-        Figure("CER% ja", 20.13, "int8 greedy, multilingual eval set", "issue 22"),
+        Figure("WER% de", 15.76, MULTILINGUAL, BENCH_ML),
+        Figure("WER% es", 9.24, MULTILINGUAL, BENCH_ML),
+        Figure("WER% fr", 31.69, MULTILINGUAL, BENCH_ML),
+        Figure("WER% pt", 20.75, MULTILINGUAL, BENCH_ML),
+        Figure("CER% zh", 20.56, MULTILINGUAL, BENCH_ML),
+        Figure("CER% ja", 16.98, MULTILINGUAL, BENCH_ML),
+        Figure("RTF", 0.1225, "int8, transcribe, 46 multilingual clips (2-15 s)", BENCH_ML),
     ),
 )
 

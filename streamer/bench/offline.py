@@ -131,9 +131,10 @@ class Transcriber(Protocol):
 
 class OursTranscriber:
     """Our ``Engine`` with the default decode options (greedy, fallback, previous text), as
-    ``streamer transcribe`` runs it (speech regions) or, with ``vad_filter`` off, window by
-    window over the whole file as Whisper and faster-whisper without VAD do.
-    ``model_path``: a model directory or name (empty: the default tiny.en)."""
+    ``streamer transcribe`` runs it (speech regions) or, with ``vad_filter`` off, as Whisper
+    and faster-whisper without VAD read a file: window by window over all of it, a short
+    window padded to 30 s (so fp32 gives their tokens). ``model_path``: a model directory or
+    name (empty: the default tiny.en)."""
 
     def __init__(
         self,
@@ -152,6 +153,8 @@ class OursTranscriber:
         self.engine = Engine(config, log=err)
         self.options = DecodeOptions(beam_size=1)
         self.offline = OfflineConfig(vad_filter=vad_filter)
+        if not vad_filter:
+            self.offline = replace(self.offline, encoder_padding_s=0.0)
         self.name = f"ours {precision}" + (" cuda" if self.engine.provider == "CUDA" else "")
         self.name += "" if vad_filter else " no-vad"
         self.eot = self.engine.tokenizer.special.eot

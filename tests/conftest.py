@@ -58,3 +58,11 @@ def base_engine(base_model_dir):
 
     config = ModelConfig(path=str(base_model_dir), precision="int8", device="cpu")
     return Engine(config, log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory) -> Path:
+    """Four espeak-ng sentences with 1.2 s pauses (~14 s), 16 kHz mono (the reliability tests)."""
+    from reliability_fixtures import SENTENCES, speech_file
+
+    return speech_file(tmp_path_factory.mktemp("speech") / "four.wav", SENTENCES, 1.2)

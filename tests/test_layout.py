@@ -76,7 +76,10 @@ def test_lower_stages_never_import_higher_ones(path):
     assert not upward, f"{module} ({stage_of(module)}) imports a higher stage: {upward}"
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+TESTS = sorted(Path(__file__).resolve().parent.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", SOURCES + TESTS, ids=lambda p: str(p.relative_to(PACKAGE.parent)))
 def test_modules_stay_small(path):
     n_lines = len(path.read_text(encoding="utf-8").splitlines())
     assert n_lines <= MAX_MODULE_LINES, (

@@ -272,3 +272,11 @@ def _stop_server(server: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait(timeout=10)
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate of one reading of generated speech, after Whisper's English normalizer
+    (an empty reading is all errors)."""
+    from streamer.bench.wer import word_errors
+
+    return word_errors([reference], [hypothesis]).wer

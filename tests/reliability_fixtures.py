@@ -42,14 +42,6 @@ def streamer(*args, timeout: float = 120, env=None, prefix=()) -> subprocess.Com
     )
 
 
-def wer(reference: str, hypothesis: str) -> float:
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    normalize = EnglishTextNormalizer()
-    return jiwer.wer(normalize(reference), normalize(hypothesis) or "<empty>")
-
-
 def known_options(parser: argparse.ArgumentParser | None = None) -> set[str]:
     """Every ``--option`` of every streamer command and subcommand."""
     parser = parser or build_parser()

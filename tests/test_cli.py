@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import soundfile
 import soxr
-from audio_fixtures import needs_pulseaudio, require_espeak, speech_samples, virtual_microphone
+from audio_fixtures import needs_pulseaudio, require_espeak, speech_samples, virtual_microphone, wer
 
 from streamer import cli
 
@@ -62,14 +62,6 @@ def streamer(*args, timeout: float = 180, **kwargs) -> subprocess.CompletedProce
         cwd=ROOT,
         **kwargs,
     )
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    normalize = EnglishTextNormalizer()
-    return jiwer.wer(normalize(reference), normalize(hypothesis) or "<empty>")
 
 
 def write_audio(path: Path, mono_16k: np.ndarray, rate: int, channels: int, subtype: str) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from audio_fixtures import needs_pulseaudio, virtual_microphone
+from audio_fixtures import needs_pulseaudio, virtual_microphone, wer
 from reliability_fixtures import (
     INT8_DECODER,
     INT8_ENCODER,
@@ -24,7 +24,6 @@ from reliability_fixtures import (
     SENTENCES,
     assert_one_line_error,
     streamer,
-    wer,
     words_of_jsonl,
 )
 

@@ -16,8 +16,8 @@ import time
 
 import pytest
 import soundfile
-from audio_fixtures import take_ctrl_c
-from reliability_fixtures import ROOT, SENTENCES, speech_file, wer, words_of_jsonl
+from audio_fixtures import take_ctrl_c, wer
+from reliability_fixtures import ROOT, SENTENCES, speech_file, words_of_jsonl
 
 from streamer.config import load_config
 from streamer.live.filesource import FileSource

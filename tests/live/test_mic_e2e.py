@@ -26,6 +26,7 @@ from audio_fixtures import (
     speech_samples,
     take_ctrl_c,
     virtual_microphone,
+    wer,
 )
 
 from streamer.live.devices import list_input_devices, refresh_portaudio
@@ -37,14 +38,6 @@ LEAD_IN_S = 1.0  # silence before the words: a fresh monitor stream takes ~2 s t
 SETTLE_S = 2.5  # after "listening on": the monitor's first block arrives
 
 pytestmark = [needs_pulseaudio, needs_espeak, pytest.mark.slow]
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    normalize = EnglishTextNormalizer()
-    return jiwer.wer(normalize(reference), normalize(hypothesis) or "<empty>")
 
 
 class LiveProcess:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from audio_fixtures import require_espeak, speech_samples
+from audio_fixtures import require_espeak, speech_samples, wer
 
 from streamer.output.subtitles import CUE_LINE_CHARS
 
@@ -33,14 +33,6 @@ SRT_CUE = re.compile(
 VTT_CUE = re.compile(
     r"(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})\n((?:.+\n)+)\n"
 )
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    normalize = EnglishTextNormalizer()
-    return jiwer.wer(normalize(reference), normalize(hypothesis) or "<empty>")
 
 
 def meeting(audio: Path, transcript: Path, emit_log: Path) -> subprocess.CompletedProcess:
